@@ -1,0 +1,1 @@
+"""nova-conductor: the only path from compute to the database."""

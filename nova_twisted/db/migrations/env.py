@@ -1,0 +1,16 @@
+"""Alembic environment: runs against the connection nova-manage hands in."""
+
+from alembic import context
+
+from nova_twisted.db.models import Base
+
+config = context.config
+connection = config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,42 @@
+"""Message encoding: JSON, with datetimes kept as datetimes across the bus."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from nova_twisted import exception
+
+_DT = "__dt__"
+
+
+def _default(value):
+    if isinstance(value, dt.datetime):
+        return {_DT: value.isoformat()}
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot send a {type(value).__name__} over the bus")
+
+
+def _hook(obj: dict):
+    if len(obj) == 1 and _DT in obj:
+        return dt.datetime.fromisoformat(obj[_DT])
+    return obj
+
+
+def encode(message: dict) -> bytes:
+    """Return ``message`` as bytes; raise MessagingError if it holds something unsendable."""
+    try:
+        return json.dumps(message, default=_default, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise exception.MessagingError(reason=f"cannot encode message: {exc}") from None
+
+
+def decode(body: bytes) -> dict:
+    """Return the message in ``body``; raise ValueError if it is not one of ours."""
+    message = json.loads(body.decode("utf-8"), object_hook=_hook)
+    if not isinstance(message, dict):
+        raise ValueError("a message must be a JSON object")
+    return message

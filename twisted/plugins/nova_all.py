@@ -1,0 +1,11 @@
+"""twistd plugin: nova-all: the whole cloud in one process (SQLite, in-memory bus, fake driver)."""
+
+from nova_twisted.cmd.plugin import NovaServiceMaker
+
+serviceMaker = NovaServiceMaker(
+    "nova-all",
+    "nova-all: the whole cloud in one process (SQLite, in-memory bus, fake driver).",
+    None,
+    in_process=True,
+    missing="the all-in-one service",
+)

@@ -1,0 +1,11 @@
+"""twistd plugin: nova-compute: runs servers on this host through a hypervisor driver."""
+
+from nova_twisted.cmd.plugin import NovaServiceMaker
+
+serviceMaker = NovaServiceMaker(
+    "nova-compute",
+    "nova-compute: runs servers on this host through a hypervisor driver.",
+    None,
+    uses_database=False,
+    missing="the compute service",
+)
