@@ -15,8 +15,9 @@ def generate_request_id() -> str:
 class RequestContext:
     """Travels with every request and every RPC message.
 
-    ``auth_token`` is kept for calls to other services but is never logged
-    nor put on the bus (:meth:`to_dict` leaves it out).
+    ``auth_token`` travels on the bus (:meth:`to_wire`, as Nova does, so
+    compute can reach the image service as the user) but never into logs or
+    API bodies (:meth:`to_dict` leaves it out).
     """
 
     user_id: str | None = None
@@ -41,15 +42,19 @@ class RequestContext:
         data.pop("auth_token", None)
         return data
 
+    def to_wire(self) -> dict:
+        """Return the context as it travels on the bus (with the token)."""
+        data = asdict(self)
+        return data
+
     @classmethod
     def from_dict(cls, data: dict) -> "RequestContext":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known.pop("auth_token", None)
         return cls(**known)
 
     def elevated(self) -> "RequestContext":
         """Return a copy with admin rights, for internal work done on a user's behalf."""
-        data = self.to_dict()
+        data = self.to_wire()
         data["is_admin"] = True
         if "admin" not in data["roles"]:
             data["roles"] = [*data["roles"], "admin"]

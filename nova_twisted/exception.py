@@ -131,9 +131,7 @@ class Conflict(NovaError):
 
 
 class InstanceInvalidState(Conflict):
-    msg_fmt = (
-        "Cannot '%(action)s' instance %(instance_uuid)s while it is in %(attr)s %(state)s"
-    )
+    msg_fmt = "Cannot '%(action)s' instance %(instance_uuid)s while it is in %(attr)s %(state)s"
 
 
 class UnexpectedTaskState(Conflict):
@@ -169,7 +167,9 @@ class QuotaError(NovaError):
 
 
 class QuotaExceeded(QuotaError):
-    msg_fmt = "Quota exceeded for %(resources)s: Requested %(req)s, but already used %(used)s of %(allowed)s %(resources)s"
+    msg_fmt = (
+        "Quota exceeded for %(resources)s: Requested %(req)s, but already used %(used)s of %(allowed)s %(resources)s"
+    )
 
 
 class OverLimit(QuotaError):

@@ -83,7 +83,7 @@ def format_line(event: dict, service: str, host: str) -> str:
     masked = _mask_fields(event)
     try:
         text = formatEvent(masked)
-    except Exception:  # formatEvent itself never raises, but be sure
+    except Exception:  # noqa: BLE001 - formatEvent never raises, but be sure
         text = repr(masked.get("log_format"))
     failure = event.get("log_failure")
     if isinstance(failure, Failure):
@@ -113,7 +113,7 @@ class LineObserver:
         try:
             self.stream.write(format_line(event, self.service, self.host) + "\n")
             self.stream.flush()
-        except Exception:  # a log observer must never raise
+        except Exception:  # noqa: BLE001 - a log observer must never raise
             pass
 
 

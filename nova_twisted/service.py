@@ -17,7 +17,6 @@ from twisted.logger import Logger
 from zope.interface import Interface
 
 from nova_twisted import utils
-from nova_twisted.context import get_admin_context
 from nova_twisted.rpc import RPCServer
 
 log = Logger(namespace="nova.service")
@@ -120,9 +119,21 @@ class DatabaseServiceGroup:
 class NovaService(MultiService):
     """One daemon role (binary) on one host: registration, heartbeat, RPC, periodic tasks."""
 
-    def __init__(self, binary: str, host: str, topic: str | None, manager, *, transport, servicegroup,
-                 clock, report_interval: float = 10, periodic_fuzzy_delay: float = 5,
-                 graceful_shutdown_timeout: float = 60, serve_host_queue: bool = True):
+    def __init__(
+        self,
+        binary: str,
+        host: str,
+        topic: str | None,
+        manager,
+        *,
+        transport,
+        servicegroup,
+        clock,
+        report_interval: float = 10,
+        periodic_fuzzy_delay: float = 5,
+        graceful_shutdown_timeout: float = 60,
+        serve_host_queue: bool = True,
+    ):
         super().__init__()
         self.setName(binary)
         self.binary = binary
@@ -161,21 +172,23 @@ class NovaService(MultiService):
             server = self.host if self.serve_host_queue else None
             self.rpcserver = RPCServer(self.transport, self.topic, server, self.manager)
             await self.rpcserver.start()
-        self.tasks.append(
-            PeriodicTask("heartbeat", self._heartbeat, self.report_interval, self.clock, jitter=0)
-        )
+        self.tasks.append(PeriodicTask("heartbeat", self._heartbeat, self.report_interval, self.clock, jitter=0))
         for name, fn, interval in self.manager.periodic_tasks() if self.manager is not None else ():
             self.tasks.append(PeriodicTask(name, fn, interval, self.clock, jitter=self.periodic_fuzzy_delay))
         for periodic in self.tasks:
             periodic.start()
-        log.info("{binary} started on {host} (service id {id})", binary=self.binary, host=self.host,
-                 id=record.get("id") if isinstance(record, dict) else "?")
+        log.info(
+            "{binary} started on {host} (service id {id})",
+            binary=self.binary,
+            host=self.host,
+            id=record.get("id") if isinstance(record, dict) else "?",
+        )
         self.registered.callback(record)
 
     async def _heartbeat(self):
         try:
             await self.servicegroup.heartbeat(self.binary, self.host)
-        except Exception as exc:  # a missed heartbeat is logged; the loop goes on
+        except Exception as exc:  # noqa: BLE001 - a missed heartbeat is logged; the loop goes on
             log.warn("heartbeat of {binary} failed: {error}", binary=self.binary, error=exc)
 
     def stopService(self):
@@ -191,8 +204,12 @@ class NovaService(MultiService):
             try:
                 await drained
             except defer.CancelledError:
-                log.warn("{binary}: gave up waiting for {n} handler(s) after {t}s", binary=self.binary,
-                         n=self.rpcserver.in_flight if self.rpcserver else "?", t=self.graceful_shutdown_timeout)
+                log.warn(
+                    "{binary}: gave up waiting for {n} handler(s) after {t}s",
+                    binary=self.binary,
+                    n=self.rpcserver.in_flight if self.rpcserver else "?",
+                    t=self.graceful_shutdown_timeout,
+                )
             finally:
                 if timeout.active():
                     timeout.cancel()

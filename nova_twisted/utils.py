@@ -10,8 +10,8 @@ import uuid as _uuid
 def utcnow(clock=None) -> dt.datetime:
     """Return naive UTC now, from ``clock`` (an IReactorTime) when given."""
     if clock is None:
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return dt.datetime.fromtimestamp(clock.seconds(), dt.timezone.utc).replace(tzinfo=None)
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC).replace(tzinfo=None)
 
 
 def isotime(value: dt.datetime | None, zulu: bool = True) -> str | None:

@@ -117,8 +117,11 @@ def check_transport(binary: str, conf, in_process: bool) -> None:
     scheme = urls[0].split(":", 1)[0] if urls else ""
     if scheme == "memory":
         if not in_process:
-            die(binary, "[transport] url memory:// only works inside nova-all; "
-                        "set an amqp://user:password@host:5672/ URL to run services separately")
+            die(
+                binary,
+                "[transport] url memory:// only works inside nova-all; "
+                "set an amqp://user:password@host:5672/ URL to run services separately",
+            )
         return
     errors = []
     for url in urls:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from nova_twisted import conf as confmod
 from nova_twisted import exception, utils
@@ -31,28 +31,38 @@ def command(group: str, action: str, help: str, arguments: Callable | None = Non
 def _sync_database(conf):
     from nova_twisted.db.api import Database
 
-    return Database(conf.database.connection, reactor=None, pool_size=1,
-                    max_retries=conf.database.max_retries, retry_interval=conf.database.retry_interval,
-                    connect_timeout=conf.database.connect_timeout)
+    return Database(
+        conf.database.connection,
+        reactor=None,
+        pool_size=1,
+        max_retries=conf.database.max_retries,
+        retry_interval=conf.database.retry_interval,
+        connect_timeout=conf.database.connect_timeout,
+    )
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
     """Print rows under headers in aligned columns, as nova-manage does."""
     text_rows = [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text_rows]) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
     for row in text_rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
 # -- db -------------------------------------------------------------------------
-@command("db", "sync", "Create or upgrade the schema to the newest version.",
-         lambda p: p.add_argument("--version", default="head", help="target revision"))
+@command(
+    "db",
+    "sync",
+    "Create or upgrade the schema to the newest version.",
+    lambda p: p.add_argument("--version", default="head", help="target revision"),
+)
 def db_sync(conf, args) -> int:
     from nova_twisted.db import migration
 
-    version = migration.sync(conf.database.connection, args.version, conf.database.create_database,
-                             conf.database.connect_timeout)
+    version = migration.sync(
+        conf.database.connection, args.version, conf.database.create_database, conf.database.connect_timeout
+    )
     print(f"database at {confmod.mask_url(conf.database.connection)} is at schema {version}")
     return 0
 
@@ -78,8 +88,12 @@ def _service_args(parser):
     parser.add_argument("--binary", required=True)
 
 
-@command("service", "list", "List services, up or down, enabled or disabled.",
-         lambda p: (p.add_argument("--host"), p.add_argument("--binary")))
+@command(
+    "service",
+    "list",
+    "List services, up or down, enabled or disabled.",
+    lambda p: (p.add_argument("--host"), p.add_argument("--binary")),
+)
 def service_list(conf, args) -> int:
     from nova_twisted.db import services
 
@@ -89,23 +103,33 @@ def service_list(conf, args) -> int:
     table = []
     for row in rows:
         up = services.is_up(row, now, conf.DEFAULT.service_down_time)
-        table.append([
-            row["id"], row["binary"], row["host"], row["topic"] or "",
-            "disabled" if row["disabled"] else "enabled", "up" if up else "down",
-            utils.isotime(row["last_seen_up"]) or "", row["disabled_reason"] or "",
-        ])
+        table.append(
+            [
+                row["id"],
+                row["binary"],
+                row["host"],
+                row["topic"] or "",
+                "disabled" if row["disabled"] else "enabled",
+                "up" if up else "down",
+                utils.isotime(row["last_seen_up"]) or "",
+                row["disabled_reason"] or "",
+            ]
+        )
     print_table(["Id", "Binary", "Host", "Topic", "Status", "State", "Updated At", "Disabled Reason"], table)
     return 0
 
 
-@command("service", "disable", "Stop scheduling to a service.",
-         lambda p: (_service_args(p), p.add_argument("--reason", default=None)))
+@command(
+    "service",
+    "disable",
+    "Stop scheduling to a service.",
+    lambda p: (_service_args(p), p.add_argument("--reason", default=None)),
+)
 def service_disable(conf, args) -> int:
     from nova_twisted.db import services
 
     db = _sync_database(conf)
-    db.run_sync(services.update, args.host, args.binary, utils.utcnow(), disabled=True,
-                disabled_reason=args.reason)
+    db.run_sync(services.update, args.host, args.binary, utils.utcnow(), disabled=True, disabled_reason=args.reason)
     print(f"{args.binary} on {args.host} disabled")
     return 0
 

@@ -21,8 +21,16 @@ class NovaServiceMaker:
 
     options = NovaOptions
 
-    def __init__(self, tapname: str, description: str, builder: str | None, *,
-                 uses_database: bool = True, in_process: bool = False, missing: str = ""):
+    def __init__(
+        self,
+        tapname: str,
+        description: str,
+        builder: str | None,
+        *,
+        uses_database: bool = True,
+        in_process: bool = False,
+        missing: str = "",
+    ):
         self.tapname = tapname
         self.description = description
         self.builder = builder
@@ -37,5 +45,6 @@ class NovaServiceMaker:
             daemon.not_built(self.tapname, self.missing or self.tapname)
         module_name, _, function = self.builder.partition(":")
         build = getattr(importlib.import_module(module_name), function)
-        return daemon.make_daemon(self.tapname, options, build, uses_database=self.uses_database,
-                                  in_process=self.in_process)
+        return daemon.make_daemon(
+            self.tapname, options, build, uses_database=self.uses_database, in_process=self.in_process
+        )

@@ -24,9 +24,15 @@ def build(conf, reactor, transport=None, database=None):
         parent = root
     manager = ConductorManager(database, reactor, conf)
     NovaService(
-        "nova-conductor", conf.DEFAULT.host, "conductor", manager,
-        transport=transport, servicegroup=DatabaseServiceGroup(database, reactor), clock=reactor,
-        report_interval=conf.DEFAULT.report_interval, periodic_fuzzy_delay=conf.DEFAULT.periodic_fuzzy_delay,
+        "nova-conductor",
+        conf.DEFAULT.host,
+        "conductor",
+        manager,
+        transport=transport,
+        servicegroup=DatabaseServiceGroup(database, reactor),
+        clock=reactor,
+        report_interval=conf.DEFAULT.report_interval,
+        periodic_fuzzy_delay=conf.DEFAULT.periodic_fuzzy_delay,
         graceful_shutdown_timeout=conf.DEFAULT.graceful_shutdown_timeout,
     ).setServiceParent(parent)
     return root

@@ -12,8 +12,9 @@ import importlib
 import os
 import re
 import socket
+from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from nova_twisted.conf.types import Opt, OptionValueError
 

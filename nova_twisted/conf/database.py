@@ -21,8 +21,7 @@ OPTS = [
         "max_retries",
         default=5,
         min=0,
-        help="Times a transaction is retried after a transient error "
-        "(deadlock, lock wait timeout, lost connection).",
+        help="Times a transaction is retried after a transient error (deadlock, lock wait timeout, lost connection).",
     ),
     FloatOpt("retry_interval", default=0.2, min=0, help="Seconds before the first retry; doubles each time."),
     IntOpt(

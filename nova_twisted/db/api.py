@@ -35,8 +35,15 @@ class Database(Service):
 
     name = "database"
 
-    def __init__(self, url: str, reactor, pool_size: int = 8, max_retries: int = 5,
-                 retry_interval: float = 0.2, connect_timeout: int = 5):
+    def __init__(
+        self,
+        url: str,
+        reactor,
+        pool_size: int = 8,
+        max_retries: int = 5,
+        retry_interval: float = 0.2,
+        connect_timeout: int = 5,
+    ):
         self.url = url
         self.reactor = reactor
         self.sqlite = engines.is_sqlite(url)
@@ -51,16 +58,20 @@ class Database(Service):
     @classmethod
     def from_config(cls, conf, reactor) -> "Database":
         db = conf.database
-        return cls(db.connection, reactor, pool_size=db.max_pool_size, max_retries=db.max_retries,
-                   retry_interval=db.retry_interval, connect_timeout=db.connect_timeout)
+        return cls(
+            db.connection,
+            reactor,
+            pool_size=db.max_pool_size,
+            max_retries=db.max_retries,
+            retry_interval=db.retry_interval,
+            connect_timeout=db.connect_timeout,
+        )
 
     def startService(self):
         super().startService()
         if not self.threadpool.started:
             self.threadpool.start()
-            self._shutdown_trigger = self.reactor.addSystemEventTrigger(
-                "during", "shutdown", self._stop_pool
-            )
+            self._shutdown_trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
 
     def stopService(self):
         super().stopService()
@@ -99,7 +110,9 @@ class Database(Service):
                     attempt += 1
                     log.warn(
                         "transient database error, retry {attempt} in {delay:.2f}s: {error}",
-                        attempt=attempt, delay=delay, error=_first_line(getattr(exc, "orig", exc)),
+                        attempt=attempt,
+                        delay=delay,
+                        error=_first_line(getattr(exc, "orig", exc)),
                     )
                     time.sleep(delay)
                     continue

@@ -13,12 +13,18 @@ from nova_twisted.db.models import Service
 
 def register(session: Session, host: str, binary: str, topic: str | None, now: dt.datetime) -> dict:
     """Create the (host, binary) row or refresh it; return it. Keeps disabled state."""
-    row = session.execute(
-        sa.select(Service).where(Service.host == host, Service.binary == binary)
-    ).scalar_one_or_none()
+    row = session.execute(sa.select(Service).where(Service.host == host, Service.binary == binary)).scalar_one_or_none()
     if row is None:
-        row = Service(uuid=utils.generate_uuid(), host=host, binary=binary, topic=topic,
-                      report_count=0, created_at=now, updated_at=now, last_seen_up=now)
+        row = Service(
+            uuid=utils.generate_uuid(),
+            host=host,
+            binary=binary,
+            topic=topic,
+            report_count=0,
+            created_at=now,
+            updated_at=now,
+            last_seen_up=now,
+        )
         session.add(row)
     else:
         row.topic = topic
@@ -30,9 +36,7 @@ def register(session: Session, host: str, binary: str, topic: str | None, now: d
 
 def heartbeat(session: Session, host: str, binary: str, now: dt.datetime) -> dict:
     """Record that the service is alive; return its row (to learn of forced_down)."""
-    row = session.execute(
-        sa.select(Service).where(Service.host == host, Service.binary == binary)
-    ).scalar_one_or_none()
+    row = session.execute(sa.select(Service).where(Service.host == host, Service.binary == binary)).scalar_one_or_none()
     if row is None:
         raise exception.ServiceNotFound(service_id=f"{binary} on {host}")
     row.report_count += 1
@@ -64,9 +68,7 @@ def update(session: Session, host: str, binary: str, now: dt.datetime, **values)
     unknown = set(values) - allowed
     if unknown:
         raise exception.Invalid(reason=f"cannot update service field(s) {sorted(unknown)}")
-    row = session.execute(
-        sa.select(Service).where(Service.host == host, Service.binary == binary)
-    ).scalar_one_or_none()
+    row = session.execute(sa.select(Service).where(Service.host == host, Service.binary == binary)).scalar_one_or_none()
     if row is None:
         raise exception.ServiceNotFound(service_id=f"{binary} on {host}")
     for key, value in values.items():
@@ -78,8 +80,11 @@ def update(session: Session, host: str, binary: str, now: dt.datetime, **values)
 
 
 def delete(session: Session, service_id) -> None:
-    row = session.get(Service, int(service_id)) if str(service_id).isdigit() else session.execute(
-        sa.select(Service).where(Service.uuid == service_id)).scalar_one_or_none()
+    row = (
+        session.get(Service, int(service_id))
+        if str(service_id).isdigit()
+        else session.execute(sa.select(Service).where(Service.uuid == service_id)).scalar_one_or_none()
+    )
     if row is None:
         raise exception.ServiceNotFound(service_id=service_id)
     session.delete(row)

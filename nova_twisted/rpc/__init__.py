@@ -87,8 +87,9 @@ class RPCClient:
     cast or call goes to whichever server of the topic takes it first.
     """
 
-    def __init__(self, transport, topic: str, server: str | None = None, version: str = "1.0",
-                 timeout: float | None = None):
+    def __init__(
+        self, transport, topic: str, server: str | None = None, version: str = "1.0", timeout: float | None = None
+    ):
         self.transport = transport
         self.topic = topic
         self.server = server
@@ -97,21 +98,23 @@ class RPCClient:
 
     def prepare(self, server=None, version=None, timeout=None) -> "RPCClient":
         """Return a copy aimed at another server, version or timeout."""
-        return RPCClient(self.transport, self.topic, server or self.server, version or self.version,
-                         timeout or self.timeout)
+        return RPCClient(
+            self.transport, self.topic, server or self.server, version or self.version, timeout or self.timeout
+        )
 
     def _message(self, ctxt: RequestContext, method: str, kwargs: dict) -> dict:
         return {
             "method": method,
             "args": kwargs,
             "version": self.version,
-            "context": ctxt.to_dict() if ctxt is not None else {},
+            "context": ctxt.to_wire() if ctxt is not None else {},
         }
 
     def cast(self, ctxt, method: str, **kwargs) -> defer.Deferred:
         """Send and go on; the Deferred fires once the bus holds the message."""
-        log.debug("cast {topic}.{method} to {server}", topic=self.topic, method=method,
-                  server=self.server or "any", ctxt=ctxt)
+        log.debug(
+            "cast {topic}.{method} to {server}", topic=self.topic, method=method, server=self.server or "any", ctxt=ctxt
+        )
         return self.transport.cast(self.topic, self.server, self._message(ctxt, method, kwargs))
 
     def fanout(self, ctxt, method: str, **kwargs) -> defer.Deferred:
@@ -122,8 +125,9 @@ class RPCClient:
     def call(self, ctxt, method: str, **kwargs) -> defer.Deferred:
         """Send and wait; fires with the method's result or fails with its error
         (our own type, RemoteError, or MessagingTimeout)."""
-        log.debug("call {topic}.{method} on {server}", topic=self.topic, method=method,
-                  server=self.server or "any", ctxt=ctxt)
+        log.debug(
+            "call {topic}.{method} on {server}", topic=self.topic, method=method, server=self.server or "any", ctxt=ctxt
+        )
         d = self.transport.call(self.topic, self.server, self._message(ctxt, method, kwargs), self.timeout)
         d.addCallback(self._unwrap)
         return d
@@ -222,7 +226,9 @@ class RPCServer:
         else:
             log.error(
                 "{topic}.{method} failed: {error}\n{tb}",
-                topic=self.topic, method=method, error=repr(exc),
+                topic=self.topic,
+                method=method,
+                error=repr(exc),
                 tb="".join(traceback.format_exception(failure.type, exc, failure.getTracebackObject())),
                 ctxt=ctxt,
             )

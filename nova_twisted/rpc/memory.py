@@ -173,7 +173,7 @@ class MemoryListener:
             queue = self.broker.queue(name)
             if self in queue.consumers:
                 queue.consumers.remove(self)
-        for topic, names in self.broker.fanouts.items():
+        for _topic, names in self.broker.fanouts.items():
             for name in list(names):
                 if name in self.queue_names:
                     names.discard(name)

@@ -1,0 +1,232 @@
+"""A small JSON router on Twisted Web, shared by the compute, identity and image APIs.
+
+Handlers are ``async def handler(req) -> Response`` (or return a dict,
+answered 200). Errors of ours become the API's own error body through the
+router's ``error_body`` function; anything else is logged with its
+traceback and answered as a 500 with no traceback in the body. Requests
+never block the reactor and never hang: a client that goes away is noticed
+and the answer dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from nova_twisted import exception
+from nova_twisted.context import RequestContext, generate_request_id
+
+log = Logger(namespace="nova.api.http")
+
+MAX_BODY = 1024 * 1024  # JSON bodies; uploads stream through their own handlers
+
+
+@dataclass
+class Response:
+    """What a handler answers: status, a JSON-able body (or bytes), headers."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+class Handled:
+    """Returned by a handler that wrote (or is streaming) the response itself."""
+
+
+HANDLED = Handled()
+
+
+class ApiRequest:
+    """One request, as handlers see it."""
+
+    def __init__(self, request, params: dict[str, str]):
+        self.raw = request
+        self.params = params
+        self.method = request.method.decode("ascii")
+        self.path = request.path.decode("utf-8", "replace")
+        self.query = {
+            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in request.args.items()
+        }
+        self.context: RequestContext | None = None
+        self.request_id = generate_request_id()
+        self.extra: dict[str, Any] = {}
+        self.response_headers: dict[str, str] = {}
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw.getHeader(name)
+        return value if value is not None else default
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def args(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def json(self, required: bool = True):
+        """Return the decoded JSON body; raise Invalid if it is missing or malformed."""
+        content = self.raw.content
+        if content is None:
+            body = b""
+        else:
+            content.seek(0)
+            body = content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise exception.OverLimit(reason="Request body too large")
+        if not body.strip():
+            if required:
+                raise exception.InvalidRequest(reason="The request body is missing.")
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise exception.InvalidRequest(reason="Malformed request body") from None
+
+
+Handler = Callable[[ApiRequest], Awaitable[Any]]
+
+
+def default_error_body(exc: exception.NovaError) -> Any:
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
+class JSONRouter(Resource):
+    """Dispatches on (method, path pattern); ``{name}`` in a pattern matches one segment.
+
+    ``authenticate(req)`` (async) sets ``req.context`` for routes that need
+    it; ``before(req)`` and ``after(req, response)`` are hooks for
+    per-API behaviour (microversions, extra headers).
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        error_body: Callable[[exception.NovaError], Any] = default_error_body,
+        authenticate: Callable[[ApiRequest], Awaitable[None]] | None = None,
+        before: Callable[[ApiRequest], None] | None = None,
+        after: Callable[[ApiRequest, Response], None] | None = None,
+        request_id_headers: tuple[str, ...] = ("x-openstack-request-id",),
+    ):
+        super().__init__()
+        self.routes: list[tuple[str, re.Pattern, Handler, bool, str]] = []
+        self.error_body = error_body
+        self.authenticate = authenticate
+        self.before = before
+        self.after = after
+        self.request_id_headers = request_id_headers
+
+    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
+        """Route ``method pattern`` to ``handler``; ``auth=False`` for public routes."""
+        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "") + "/?$"
+        self.routes.append((method.upper(), re.compile(regex), handler, auth, pattern))
+
+    def match(self, method: str, path: str):
+        """Return (handler, params, auth) or raise NotFound / a 405 error."""
+        allowed = []
+        for route_method, regex, handler, auth, _ in self.routes:
+            m = regex.match(path)
+            if m:
+                if route_method == method or (method == "HEAD" and route_method == "GET"):
+                    return handler, m.groupdict(), auth
+                allowed.append(route_method)
+        if allowed:
+            err = exception.NovaError("The method specified is not allowed for this resource.")
+            err.code = 405
+            err.allowed = sorted(set(allowed))
+            raise err
+        raise exception.NotFound("The resource could not be found.")
+
+    def render(self, request):
+        d = defer.ensureDeferred(self._handle(request))
+        d.addErrback(lambda f: log.failure("unhandled error rendering a response", f))
+        return NOT_DONE_YET
+
+    async def _handle(self, request) -> None:
+        finished = [False]
+        request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
+        path = request.path.decode("utf-8", "replace")
+        req = ApiRequest(request, {})
+        response: Response | Handled
+        try:
+            handler, params, auth = self.match(req.method, path.rstrip("/") or "/")
+            req.params = params
+            if self.before is not None:
+                self.before(req)
+            if auth and self.authenticate is not None:
+                await self.authenticate(req)
+            result = await handler(req)
+            response = result if isinstance(result, (Response, Handled)) else Response(200, result)
+        except exception.NovaError as exc:
+            response = self._error_response(req, exc)
+        except Exception:  # noqa: BLE001 - answered as a 500, logged with its traceback
+            log.error(
+                "{method} {path} failed: {tb}",
+                method=req.method,
+                path=path,
+                tb=traceback.format_exc(),
+                request_id=req.request_id,
+            )
+            response = self._error_response(
+                req, exception.NovaError("Unexpected API Error. Please report this at the project's issue tracker.")
+            )
+        if isinstance(response, Handled) or finished[0]:
+            return
+        if self.after is not None:
+            try:
+                self.after(req, response)
+            except exception.NovaError as exc:
+                response = self._error_response(req, exc)
+        self.write(request, req, response)
+
+    def _error_response(self, req: ApiRequest, exc: exception.NovaError) -> Response:
+        code = exc.code if isinstance(exc.code, int) else 500
+        if code >= 500 and not isinstance(exc, (exception.NoValidHost, exception.MessagingTimeout)):
+            if type(exc) is not exception.NovaError:
+                log.error(
+                    "{method} {path}: {error!r}", method=req.method, path=req.path, error=exc, request_id=req.request_id
+                )
+        response = Response(code, self.error_body(exc))
+        allowed = getattr(exc, "allowed", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    def write(self, request, req: ApiRequest, response: Response) -> None:
+        request.setResponseCode(response.status)
+        for name in self.request_id_headers:
+            request.setHeader(name, req.request_id)
+        for name, value in req.response_headers.items():
+            request.setHeader(name, value)
+        for name, value in response.headers.items():
+            request.setHeader(name, value)
+        if response.body is None or response.status == 204:
+            if response.status != 204:
+                request.setHeader("content-length", b"0")
+            request.finish()
+            return
+        if isinstance(response.body, bytes):
+            data = response.body
+        else:
+            data = json.dumps(response.body, separators=(",", ":"), default=str).encode("utf-8")
+        request.setHeader("content-type", response.content_type)
+        request.setHeader("content-length", str(len(data)).encode("ascii"))
+        if req.method != "HEAD":
+            request.write(data)
+        request.finish()
+
+
+def query_params(raw: bytes) -> dict[str, list[str]]:
+    return {k: v for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}

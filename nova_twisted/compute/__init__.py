@@ -1,0 +1,1 @@
+"""Compute: the API layer both front ends use, and the nova-compute service."""
