@@ -372,6 +372,14 @@ class Quota(Base):
     hard_limit: Mapped[int] = mapped_column(Integer)
 
 
+class QuotaLock(Base):
+    """One row per project, locked (SELECT ... FOR UPDATE) by every transaction that
+    consumes quota, so concurrent requests of a project are counted one after another."""
+
+    __tablename__ = "quota_locks"
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class QuotaClass(Base):
     """Default limits (class ``default``), overridable by the admin."""
 

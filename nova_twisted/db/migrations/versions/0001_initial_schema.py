@@ -276,6 +276,10 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('project_id', 'user_id', 'resource', name='uniq_quotas0project0user0res')
     )
+    op.create_table('quota_locks',
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('project_id')
+    )
     op.create_table('roles',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -479,6 +483,7 @@ def downgrade():
     op.drop_table('server_groups')
     op.drop_table('roles')
     op.drop_table('quotas')
+    op.drop_table('quota_locks')
     op.drop_table('quota_classes')
     op.drop_table('projects')
     with op.batch_alter_table('migrations', schema=None) as batch_op:
