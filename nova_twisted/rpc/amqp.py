@@ -1,0 +1,862 @@
+"""The AMQP transport: RPC over RabbitMQ on txAMQP.
+
+Layout on the broker (one vhost per deployment):
+
+* a durable topic exchange (``[transport] exchange``, ``nova``) with one
+  durable queue per topic (``scheduler``) and per server (``compute.<host>``),
+  each bound with its own name as routing key;
+* a fanout exchange ``<topic>_fanout`` per topic; each listener binds its own
+  exclusive, auto-deleted queue to it;
+* one reply queue per transport (process), fed through the default exchange;
+  replies are matched to calls by correlation id;
+* a dead-letter exchange ``<exchange>_dlx`` and durable queue
+  ``<exchange>_dead_letter``: every queue above dead-letters into it, and
+  messages that cannot be decoded are rejected there.
+
+Reliability: casts are persistent and published in confirm mode; a cast's
+Deferred fires on the broker's ack. Deliveries are acknowledged only after
+the handler's Deferred fired. When the connection drops, the transport
+reconnects with capped exponential backoff over all its URLs, declares its
+exchanges and queues again and re-consumes; casts (and, by default, calls)
+that were unconfirmed or made meanwhile are held (bounded in number and
+time) and sent once the connection is back, or fail with MessagingError.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from collections import deque
+from urllib.parse import unquote, urlsplit
+
+from twisted.internet import defer, error, protocol, ssl
+from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from nova_twisted import exception
+from nova_twisted.rpc import serializer
+from nova_twisted.rpc.amqp_protocol import AMQPProtocol, NovaDelegate, load_spec
+from nova_twisted.rpc.interfaces import IListener, IMessageTransport
+
+log = Logger(namespace="nova.rpc.amqp")
+
+PUBLISH_CHANNEL = 1  # confirm mode: casts, fanouts, calls
+REPLY_CHANNEL = 2  # the reply queue's consumer (no-ack)
+ADMIN_CHANNEL = 3  # declarations made on behalf of senders
+FIRST_LISTENER_CHANNEL = 10
+
+_CAST, _FANOUT, _CALL, _REPLY = 0, 1, 2, 3
+
+DEFAULTS = {
+    "exchange": "nova",
+    "heartbeat": 30,
+    "prefetch": 64,
+    "connect_timeout": 5.0,
+    "reconnect_delay": 0.5,
+    "reconnect_max_delay": 15.0,
+    "max_queued_messages": 10000,
+    "queued_message_timeout": 60.0,
+    "retry_calls_on_reconnect": True,
+    "ssl_ca_file": "",
+    "ssl_cert_file": "",
+    "ssl_key_file": "",
+}
+_IGNORED = {"url", "rpc_response_timeout"}
+
+
+class BrokerURL:
+    """One parsed ``amqp://user:password@host:port/vhost`` URL (amqps:// for TLS)."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps", "rabbit"):
+            raise exception.ConfigurationError(reason=f"[transport] url: not an AMQP URL: {parts.scheme}://")
+        self.tls = parts.scheme == "amqps"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (5671 if self.tls else 5672)
+        self.user = unquote(parts.username) if parts.username else "guest"
+        self.password = unquote(parts.password) if parts.password else "guest"
+        vhost = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
+        self.vhost = vhost or "/"
+
+    def __str__(self) -> str:  # never shows the password
+        scheme = "amqps" if self.tls else "amqp"
+        vhost = "" if self.vhost == "/" else self.vhost
+        return f"{scheme}://{self.user}:***@{self.host}:{self.port}/{vhost}"
+
+
+class _Outgoing:
+    """A message on its way to the broker (held while disconnected, until confirmed)."""
+
+    __slots__ = (
+        "kind",
+        "exchange",
+        "routing_key",
+        "body",
+        "deferred",
+        "correlation_id",
+        "expiration",
+        "declare",
+        "queued_at",
+        "done",
+    )
+
+    def __init__(self, kind, exchange, routing_key, body, deferred, correlation_id=None, expiration=None, declare=None):
+        self.kind = kind
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.deferred = deferred
+        self.correlation_id = correlation_id
+        self.expiration = expiration
+        self.declare = declare  # (queue, exchange) to declare before the first send, or None
+        self.queued_at = 0.0
+        self.done = False
+
+    def succeed(self) -> None:
+        if not self.done:
+            self.done = True
+            if self.deferred is not None:
+                self.deferred.callback(None)
+
+    def fail(self, reason: str) -> None:
+        if not self.done:
+            self.done = True
+            if self.deferred is not None:
+                self.deferred.errback(exception.MessagingError(reason=reason))
+
+
+class _Call:
+    __slots__ = ("deferred", "timer", "outgoing", "method", "topic", "timeout")
+
+    def __init__(self, deferred, timer, outgoing, method, topic, timeout):
+        self.deferred = deferred
+        self.timer = timer
+        self.outgoing = outgoing
+        self.method = method
+        self.topic = topic
+        self.timeout = timeout
+
+
+class _Factory(protocol.ClientFactory):
+    def __init__(self, transport: "AMQPTransport", url: BrokerURL):
+        self.transport = transport
+        self.url = url
+
+    def buildProtocol(self, addr):
+        proto = AMQPProtocol(
+            NovaDelegate(), self.url.vhost, load_spec(), heartbeat=self.transport.heartbeat, clock=self.transport.clock
+        )
+        proto.factory = self
+        return proto
+
+
+@implementer(IMessageTransport)
+class AMQPTransport:
+    """IMessageTransport on RabbitMQ (``amqp://`` / ``amqps://`` URLs).
+
+    ``options`` are the ``[transport]`` options (see nova_twisted.conf.transport).
+    ``clock`` drives timers (timeouts, backoff); ``reactor`` makes the
+    connections (defaults to the global reactor).
+    """
+
+    def __init__(self, urls, clock=None, reactor=None, **options):
+        if isinstance(urls, str):
+            urls = [urls]
+        unknown = set(options) - set(DEFAULTS) - _IGNORED
+        if unknown:
+            raise exception.ConfigurationError(reason=f"unknown AMQP transport option(s): {', '.join(sorted(unknown))}")
+        settings = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.urls = [BrokerURL(url) for url in urls]
+        if not self.urls:
+            raise exception.ConfigurationError(reason="[transport] url is empty")
+        self.exchange = settings["exchange"]
+        self.heartbeat = int(settings["heartbeat"])
+        self.prefetch = int(settings["prefetch"])
+        self.connect_timeout = float(settings["connect_timeout"])
+        self.reconnect_delay = float(settings["reconnect_delay"])
+        self.reconnect_max_delay = float(settings["reconnect_max_delay"])
+        self.max_queued = int(settings["max_queued_messages"])
+        self.queued_timeout = float(settings["queued_message_timeout"])
+        self.retry_calls = bool(settings["retry_calls_on_reconnect"])
+        self._tls = {k: settings[k] for k in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file")}
+        self.dead_letter_exchange = f"{self.exchange}_dlx"
+        self.dead_letter_queue = f"{self.exchange}_dead_letter"
+        self.queue_arguments = {"x-dead-letter-exchange": self.dead_letter_exchange}
+
+        self.connected = False
+        self.protocol: AMQPProtocol | None = None
+        self.broker: BrokerURL | None = None
+        self._closing = False
+        self._closed = False
+        self._connecting = False
+        self._connect_waiters: list[defer.Deferred] = []
+        self._reconnect_call = None
+        self._attempts = 0
+        self._url_index = 0
+        self._generation = 0
+
+        self._seq = 0
+        self._unconfirmed: deque = deque()  # [seq, _Outgoing], in publish order
+        self._backlog: deque = deque()  # _Outgoing waiting for a connection
+        self._sweeper = None
+        self._declared: set[str] = set()
+        self._declaring: dict[str, list[_Outgoing]] = {}
+
+        self._cid_prefix = uuid.uuid4().hex[:12] + "."
+        self._cids = itertools.count()
+        self._calls: dict[str, _Call] = {}
+        self.reply_queue = f"reply_{uuid.uuid4().hex}"
+
+        self._listeners: list[AMQPListener] = []
+        self._channel_ids = itertools.count(FIRST_LISTENER_CHANNEL)
+
+    # -- connection ------------------------------------------------------------
+    def connect(self) -> defer.Deferred:
+        """Connect (trying each URL once); fails with MessagingError if none answers."""
+        if self.connected:
+            return defer.succeed(None)
+        if self._closed:
+            return defer.fail(exception.MessagingError(reason="the transport is closed"))
+        d = defer.Deferred()
+        self._connect_waiters.append(d)
+        if not self._connecting:
+            self._connecting = True
+            defer.ensureDeferred(self._connect_once()).addErrback(self._connect_failed)
+        return d
+
+    async def _connect_once(self) -> None:
+        problems = []
+        for index in range(len(self.urls)):
+            url = self.urls[(self._url_index + index) % len(self.urls)]
+            try:
+                await self._open(url)
+            except Exception as exc:  # noqa: BLE001 - every reason is reported in the one error
+                problems.append(f"{url}: {_describe(exc)}")
+                continue
+            self._url_index = (self._url_index + index) % len(self.urls)
+            return
+        raise exception.MessagingError(reason="cannot connect to the message broker: " + "; ".join(problems))
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self._connecting = False
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for d in waiters:
+            d.errback(failure)
+
+    async def _open(self, url: BrokerURL) -> None:
+        """Connect to one broker, set everything up, and start using the connection."""
+        if url.tls:
+            endpoint = SSL4ClientEndpoint(
+                self.reactor, url.host, url.port, self._tls_options(url), timeout=self.connect_timeout
+            )
+        else:
+            endpoint = TCP4ClientEndpoint(self.reactor, url.host, url.port, timeout=self.connect_timeout)
+        proto = await endpoint.connect(_Factory(self, url))
+        # A broker that accepts the socket but never answers must not hang us.
+        watchdog = self.clock.callLater(self.connect_timeout, proto.transport.abortConnection)
+        try:
+            await proto.authenticate(url.user, url.password, mechanism="AMQPLAIN")
+            await self._setup(proto)
+        except Exception:
+            proto.transport.abortConnection()
+            raise
+        finally:
+            if watchdog.active():
+                watchdog.cancel()
+        if self._closing or self._closed:
+            proto.transport.loseConnection()
+            raise exception.MessagingError(reason="the transport was closed while connecting")
+        self._connected(proto, url)
+
+    def _tls_options(self, url: BrokerURL):
+        trust = None
+        if self._tls["ssl_ca_file"]:
+            with open(self._tls["ssl_ca_file"], "rb") as handle:
+                trust = ssl.Certificate.loadPEM(handle.read())
+        client_cert = None
+        if self._tls["ssl_cert_file"]:
+            with open(self._tls["ssl_cert_file"], "rb") as handle:
+                cert_pem = handle.read()
+            key_path = self._tls["ssl_key_file"] or self._tls["ssl_cert_file"]
+            with open(key_path, "rb") as handle:
+                key_pem = handle.read()
+            client_cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+        return ssl.optionsForClientTLS(url.host, trustRoot=trust, clientCertificate=client_cert)
+
+    async def _setup(self, proto: AMQPProtocol) -> None:
+        """Declare what this process needs on a fresh connection."""
+        publish = await proto.channel(PUBLISH_CHANNEL)
+        await publish.channel_open()
+        await publish.confirm_select()
+        admin = await proto.channel(ADMIN_CHANNEL)
+        await admin.channel_open()
+        await admin.exchange_declare(exchange=self.exchange, type="topic", durable=True)
+        await admin.exchange_declare(exchange=self.dead_letter_exchange, type="fanout", durable=True)
+        await admin.queue_declare(queue=self.dead_letter_queue, durable=True)
+        await admin.queue_bind(queue=self.dead_letter_queue, exchange=self.dead_letter_exchange, routing_key="")
+        replies = await proto.channel(REPLY_CHANNEL)
+        await replies.channel_open()
+        # A new name per connection: the broker may not have noticed yet that
+        # the last connection (and its exclusive queue) is gone.
+        self.reply_queue = f"reply_{uuid.uuid4().hex}"
+        await replies.queue_declare(queue=self.reply_queue, exclusive=True, auto_delete=True)
+        proto.consumers[self.reply_queue] = self._on_reply
+        await replies.basic_consume(queue=self.reply_queue, consumer_tag=self.reply_queue, no_ack=True)
+        proto.on_confirm = self._on_confirm
+        proto.on_return = self._on_return
+        proto.on_channel_closed = self._on_channel_closed
+        for listener in list(self._listeners):
+            await listener._setup(proto)
+
+    def _connected(self, proto: AMQPProtocol, url: BrokerURL) -> None:
+        self._generation += 1
+        self.protocol = proto
+        self.broker = url
+        self.connected = True
+        self._connecting = False
+        self._attempts = 0
+        self._declared = set()
+        self._declaring = {}
+        proto.disconnected.wait().addCallback(lambda _: self._connection_lost(proto))
+        log.info("connected to the message broker at {url}", url=str(url))
+        self._flush_backlog()
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _connection_lost(self, proto: AMQPProtocol) -> None:
+        if proto is not self.protocol:
+            return
+        self.protocol = None
+        self.connected = False
+        unconfirmed, self._unconfirmed = self._unconfirmed, deque()
+        self._declaring = {}
+        if self._closing or self._closed:
+            for _, out in unconfirmed:
+                out.fail("the transport was closed before the broker confirmed the message")
+            return
+        log.warn("lost the connection to the message broker at {url}; reconnecting", url=str(self.broker))
+        now = self.clock.seconds()
+        held = []
+        for _, out in unconfirmed:
+            if (out.kind == _CAST or out.kind == _FANOUT) and not out.done:
+                out.queued_at = now
+                held.append(out)
+        for call in list(self._calls.values()):
+            if self.retry_calls:
+                if not call.outgoing.done:
+                    call.outgoing.queued_at = now
+                    held.append(call.outgoing)
+            else:
+                self._fail_call(call, "the connection to the broker was lost while waiting for the reply")
+        # Re-send what the broker may not have, before anything made since.
+        held = [out for out in held if out not in self._backlog]
+        self._backlog.extendleft(reversed(held))
+        for listener in self._listeners:
+            listener._connection_lost()
+        self._start_sweeper()
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self._closing or self._closed or self._reconnect_call is not None:
+            return
+        delay = min(self.reconnect_max_delay, self.reconnect_delay * (2 ** min(self._attempts, 20)))
+        delay *= 0.8 + 0.4 * random.random()  # so a fleet does not reconnect in step
+        self._attempts += 1
+        self._reconnect_call = self.clock.callLater(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._reconnect_call = None
+        if self._closing or self._closed or self.connected:
+            return
+        self._connecting = True
+        url = self.urls[self._url_index % len(self.urls)]
+        d = defer.ensureDeferred(self._open(url))
+
+        def failed(failure):
+            self._connecting = False
+            log.info("reconnecting to {url} failed: {error}", url=str(url), error=_describe(failure.value))
+            self._url_index = (self._url_index + 1) % len(self.urls)
+            self._schedule_reconnect()
+
+        d.addErrback(failed)
+
+    def close(self) -> defer.Deferred:
+        """Stop listening, wait (briefly) for unconfirmed casts, disconnect.
+
+        Calls waiting for replies and messages still held fail with MessagingError.
+        """
+        return defer.ensureDeferred(self._close())
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        if self._reconnect_call is not None and self._reconnect_call.active():
+            self._reconnect_call.cancel()
+        self._reconnect_call = None
+        for listener in list(self._listeners):
+            await listener.stop()
+        if self.connected and self._unconfirmed:
+            waits = [out.deferred for _, out in self._unconfirmed if out.deferred is not None and not out.done]
+            if waits:
+                pending = defer.DeferredList(waits, consumeErrors=True)
+                timer = self.clock.callLater(5, pending.cancel)
+                try:
+                    await pending
+                except defer.CancelledError:
+                    pass
+                if timer.active():
+                    timer.cancel()
+        self._closed = True
+        self.connected = False
+        backlog, self._backlog = self._backlog, deque()
+        for out in backlog:
+            out.fail("the transport was closed before the message could be sent")
+        for call in list(self._calls.values()):
+            self._fail_call(call, "the transport was closed while waiting for the reply")
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for d in waiters:
+            d.errback(exception.MessagingError(reason="the transport was closed"))
+        proto, self.protocol = self.protocol, None
+        if proto is not None and proto.transport is not None:
+            for _, out in self._unconfirmed:
+                out.fail("the transport was closed before the broker confirmed the message")
+            self._unconfirmed = deque()
+            done = proto.disconnected.wait()
+            try:
+                channel0 = await proto.channel(0)
+                closing = channel0.connection_close(reply_code=200, reply_text="bye")
+                timer = self.clock.callLater(2, closing.cancel)
+                try:
+                    await closing
+                finally:
+                    if timer.active():
+                        timer.cancel()
+            except Exception:  # noqa: BLE001 - closing politely is best effort
+                pass
+            proto.transport.loseConnection()
+            await done
+
+    # -- sending ---------------------------------------------------------------
+    def cast(self, topic: str, server: str | None, message: dict) -> defer.Deferred:
+        try:
+            body = serializer.encode(message)
+        except exception.MessagingError:
+            return defer.fail()
+        key = f"{topic}.{server}" if server else topic
+        d = defer.Deferred()
+        self._send(_Outgoing(_CAST, self.exchange, key, body, d, declare=key))
+        return d
+
+    def fanout(self, topic: str, message: dict) -> defer.Deferred:
+        try:
+            body = serializer.encode(message)
+        except exception.MessagingError:
+            return defer.fail()
+        d = defer.Deferred()
+        self._send(_Outgoing(_FANOUT, f"{topic}_fanout", "", body, d, declare=f"{topic}_fanout"))
+        return d
+
+    def call(self, topic: str, server: str | None, message: dict, timeout: float) -> defer.Deferred:
+        try:
+            body = serializer.encode(message)
+        except exception.MessagingError:
+            return defer.fail()
+        key = f"{topic}.{server}" if server else topic
+        cid = self._cid_prefix + str(next(self._cids))
+        d = defer.Deferred(lambda _: self._calls.pop(cid, None))
+        out = _Outgoing(_CALL, self.exchange, key, body, None, cid, str(max(1, int(timeout * 1000))), declare=key)
+        timer = self.clock.callLater(timeout, self._call_timed_out, cid)
+        self._calls[cid] = _Call(d, timer, out, message.get("method", "?"), topic, timeout)
+        self._send(out)
+        return d
+
+    def _send(self, out: _Outgoing) -> None:
+        if self.connected:
+            if out.declare is None or out.declare in self._declared:
+                self._publish(out)
+            else:
+                self._declare_then_send(out)
+            return
+        if self._closed or self._closing:
+            out.fail("the transport is closed")
+            if out.kind == _CALL:
+                call = self._calls.get(out.correlation_id)
+                if call is not None:
+                    self._fail_call(call, "the transport is closed")
+            return
+        if not self._connecting and self._reconnect_call is None:
+            out.fail("the transport is not connected")
+            call = self._calls.get(out.correlation_id) if out.kind == _CALL else None
+            if call is not None:
+                self._fail_call(call, "the transport is not connected")
+            return
+        if len(self._backlog) >= self.max_queued:
+            reason = f"the broker is unreachable and {len(self._backlog)} messages already wait for it"
+            out.fail(reason)
+            call = self._calls.get(out.correlation_id) if out.kind == _CALL else None
+            if call is not None:
+                self._fail_call(call, reason)
+            return
+        out.queued_at = self.clock.seconds()
+        self._backlog.append(out)
+        self._start_sweeper()
+
+    def _publish(self, out: _Outgoing) -> None:
+        self._seq += 1
+        self._unconfirmed.append((self._seq, out))
+        kind = out.kind
+        self.protocol.publish(
+            PUBLISH_CHANNEL,
+            out.exchange,
+            out.routing_key,
+            out.body,
+            mandatory=kind == _CAST or kind == _CALL,
+            persistent=kind == _CAST,
+            correlation_id=out.correlation_id,
+            reply_to=self.reply_queue if kind == _CALL else None,
+            expiration=out.expiration,
+        )
+
+    def _declare_then_send(self, out: _Outgoing) -> None:
+        name = out.declare
+        waiting = self._declaring.get(name)
+        if waiting is not None:
+            waiting.append(out)
+            return
+        self._declaring[name] = [out]
+        generation = self._generation
+        d = defer.ensureDeferred(self._declare(name, out.kind == _FANOUT))
+
+        def declared(_):
+            if generation != self._generation:
+                return  # the connection dropped meanwhile: the messages were re-queued
+            self._declared.add(name)
+            for waiting_out in self._declaring.pop(name, []):
+                if waiting_out.kind == _CALL and waiting_out.correlation_id not in self._calls:
+                    continue  # timed out while we declared
+                self._publish(waiting_out)
+
+        def failed(failure):
+            if generation != self._generation:
+                return
+            log.error("cannot declare {name}: {error}", name=name, error=_describe(failure.value))
+            for waiting_out in self._declaring.pop(name, []):
+                waiting_out.fail(f"cannot declare {name}: {_describe(failure.value)}")
+                if waiting_out.kind == _CALL:
+                    call = self._calls.get(waiting_out.correlation_id)
+                    if call is not None:
+                        self._fail_call(call, f"cannot declare {name}: {_describe(failure.value)}")
+
+        d.addCallbacks(declared, failed)
+
+    async def _declare(self, name: str, fanout: bool) -> None:
+        admin = await self.protocol.channel(ADMIN_CHANNEL)
+        if fanout:
+            await admin.exchange_declare(exchange=name, type="fanout", durable=True)
+        else:
+            await admin.queue_declare(queue=name, durable=True, arguments=self.queue_arguments)
+            await admin.queue_bind(queue=name, exchange=self.exchange, routing_key=name)
+
+    def _flush_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, deque()
+        for out in backlog:
+            if out.done or (out.kind == _CALL and out.correlation_id not in self._calls):
+                continue
+            self._send(out)
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None or not self._sweeper.active():
+            self._sweeper = self.clock.callLater(min(1.0, self.queued_timeout or 1.0), self._sweep)
+
+    def _sweep(self) -> None:
+        """Fail casts that waited too long for the broker; calls time out on their own."""
+        self._sweeper = None
+        if self.connected or not self._backlog:
+            return
+        limit = self.clock.seconds() - self.queued_timeout
+        kept = deque()
+        for out in self._backlog:
+            if out.kind != _CALL and out.queued_at <= limit:
+                out.fail(f"the message broker was unreachable for {self.queued_timeout:g}s")
+            elif not out.done:
+                kept.append(out)
+        self._backlog = kept
+        if kept:
+            self._start_sweeper()
+
+    # -- broker feedback -------------------------------------------------------
+    def _on_confirm(self, tag: int, multiple: bool, ok: bool) -> None:
+        unconfirmed = self._unconfirmed
+        if multiple:
+            while unconfirmed and unconfirmed[0][0] <= tag:
+                self._confirmed(unconfirmed.popleft()[1], ok)
+            return
+        if unconfirmed and unconfirmed[0][0] == tag:
+            self._confirmed(unconfirmed.popleft()[1], ok)
+            return
+        for index, (seq, out) in enumerate(unconfirmed):
+            if seq == tag:
+                del unconfirmed[index]
+                self._confirmed(out, ok)
+                return
+
+    def _confirmed(self, out: _Outgoing, ok: bool) -> None:
+        if ok:
+            if out.kind != _CALL:
+                out.succeed()
+            return
+        if out.kind == _REPLY:
+            return
+        reason = f"the broker refused the message for {out.exchange}/{out.routing_key} (basic.nack)"
+        if out.kind == _CALL:
+            call = self._calls.get(out.correlation_id)
+            if call is not None:
+                self._fail_call(call, reason)
+        else:
+            out.fail(reason)
+
+    def _on_return(self, delivery, body: bytes) -> None:
+        """A mandatory message no queue took: its queue vanished under us."""
+        key = delivery.routing_key
+        self._declared.discard(key)
+        if delivery.correlation_id is not None:
+            call = self._calls.get(delivery.correlation_id)
+            if call is not None:
+                log.warn("call to {key} came back unroutable; declaring its queue again", key=key)
+                self._send(call.outgoing)
+            return
+        # A cast: publish it again once its queue exists (it keeps its place in
+        # the broker's confirm order, so its own Deferred fires on that ack).
+        log.warn(
+            "cast to {key} came back unroutable ({text}); declaring its queue again", key=key, text=delivery.reply_text
+        )
+        self._send(_Outgoing(_CAST, delivery.exchange, key, body, None, declare=key))
+
+    def _on_channel_closed(self, channel_id, reason) -> None:
+        # A channel the broker closed (a declaration refused, a queue deleted
+        # under a consumer) leaves the connection half-working: start afresh.
+        log.error("the broker closed channel {ch}: {reason}; reconnecting", ch=channel_id, reason=_describe(reason))
+        proto = self.protocol
+        if proto is not None and proto.transport is not None:
+            proto.transport.abortConnection()
+
+    def _on_reply(self, delivery, body: bytes) -> None:
+        call = self._calls.pop(delivery.correlation_id, None)
+        if call is None:
+            return  # timed out already, or a duplicate answer to a re-sent call
+        if call.timer.active():
+            call.timer.cancel()
+        try:
+            reply = serializer.decode(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.error("undecodable reply to {method}: {error}", method=call.method, error=exc)
+            call.deferred.errback(exception.MessagingError(reason=f"undecodable reply: {exc}"))
+            return
+        call.deferred.callback(reply)
+
+    def _call_timed_out(self, cid: str) -> None:
+        call = self._calls.pop(cid, None)
+        if call is not None:
+            call.outgoing.done = True
+            call.deferred.errback(
+                exception.MessagingTimeout(method=call.method, topic=call.topic, timeout=call.timeout)
+            )
+
+    def _fail_call(self, call: _Call, reason: str) -> None:
+        if self._calls.pop(call.outgoing.correlation_id, None) is None:
+            return
+        call.outgoing.done = True
+        if call.timer.active():
+            call.timer.cancel()
+        call.deferred.errback(exception.MessagingError(reason=reason))
+
+    # -- listening -------------------------------------------------------------
+    def listen(self, topic: str, server: str | None, handler) -> defer.Deferred:
+        if not self.connected:
+            return defer.fail(exception.MessagingError(reason="the transport is not connected"))
+        listener = AMQPListener(self, topic, server, handler, next(self._channel_ids))
+        self._listeners.append(listener)
+        d = defer.ensureDeferred(listener._setup(self.protocol))
+
+        def failed(failure):
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            return Failure(exception.MessagingError(reason=f"cannot listen on {topic}: {_describe(failure.value)}"))
+
+        d.addCallbacks(lambda _: listener, failed)
+        return d
+
+
+@implementer(IListener)
+class AMQPListener:
+    """Consumes a topic's shared queue, its server queue and its fanout on one channel."""
+
+    def __init__(self, transport: AMQPTransport, topic: str, server: str | None, handler, channel_id: int):
+        self.transport = transport
+        self.topic = topic
+        self.server = server
+        self.handler = handler
+        self.channel_id = channel_id
+        self.in_flight = 0
+        self.stopped = False
+        self.fanout_queue = ""
+        self._tag_prefix = f"{transport._cid_prefix}{channel_id}."
+        self._tags: list[str] = []
+        self._protocol: AMQPProtocol | None = None
+        self._drained: list[defer.Deferred] = []
+
+    @property
+    def queues(self) -> list[str]:
+        names = [self.topic]
+        if self.server:
+            names.append(f"{self.topic}.{self.server}")
+        return names
+
+    async def _setup(self, proto: AMQPProtocol) -> None:
+        """(Re)declare and consume on ``proto``: called on listen and after each reconnect."""
+        if self.stopped:
+            return
+        transport = self.transport
+        ch = await proto.channel(self.channel_id)
+        await ch.channel_open()
+        if transport.prefetch:
+            await ch.basic_qos(prefetch_count=min(transport.prefetch, 65535))
+        for name in self.queues:
+            await ch.queue_declare(queue=name, durable=True, arguments=transport.queue_arguments)
+            await ch.queue_bind(queue=name, exchange=transport.exchange, routing_key=name)
+        fanout_exchange = f"{self.topic}_fanout"
+        # A new name per connection, as for the reply queue.
+        self.fanout_queue = f"{self.topic}_fanout_{uuid.uuid4().hex[:16]}"
+        await ch.exchange_declare(exchange=fanout_exchange, type="fanout", durable=True)
+        await ch.queue_declare(
+            queue=self.fanout_queue, exclusive=True, auto_delete=True, arguments=transport.queue_arguments
+        )
+        await ch.queue_bind(queue=self.fanout_queue, exchange=fanout_exchange, routing_key="")
+        self._protocol = proto
+        self._tags = []
+        for name in [*self.queues, self.fanout_queue]:
+            tag = self._tag_prefix + name
+            proto.consumers[tag] = self._on_delivery
+            await ch.basic_consume(queue=name, consumer_tag=tag)
+            self._tags.append(tag)
+
+    def _connection_lost(self) -> None:
+        # Unacknowledged deliveries go back to their queues on the broker;
+        # handlers still running finish, but their acks have nowhere to go.
+        self._protocol = None
+
+    def _on_delivery(self, delivery, body: bytes) -> None:
+        proto = self._protocol
+        if self.stopped or proto is None:
+            if proto is not None:
+                proto.nack(delivery.channel, delivery.delivery_tag, requeue=True)
+            return
+        try:
+            message = serializer.decode(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.error(
+                "undecodable message on {queue} dead-lettered to {dlq}: {error}",
+                queue=delivery.routing_key or self.topic,
+                dlq=self.transport.dead_letter_queue,
+                error=exc,
+            )
+            proto.reject(delivery.channel, delivery.delivery_tag, requeue=False)
+            return
+        self.in_flight += 1
+        reply_to = delivery.reply_to
+        try:
+            result = self.handler(message, reply_to is not None)
+        except Exception:  # noqa: BLE001 - a failing handler is logged; the message is done
+            result = Failure()
+        if isinstance(result, defer.Deferred):
+            result.addBoth(self._handled, proto, delivery)
+        else:
+            self._handled(result, proto, delivery)
+
+    def _handled(self, result, proto: AMQPProtocol, delivery) -> None:
+        self.in_flight -= 1
+        if isinstance(result, Failure):
+            log.failure("message handler failed", result)
+            result = None
+        if proto is self._protocol and proto.transport is not None and not proto.closed:
+            if delivery.reply_to is not None and result is not None:
+                try:
+                    body = serializer.encode(result)
+                except exception.MessagingError as exc:
+                    body = serializer.encode({"failure": {"type": "MessagingError", "ours": True, "message": str(exc)}})
+                proto.publish(self.channel_id, "", delivery.reply_to, body, correlation_id=delivery.correlation_id)
+            proto.ack(self.channel_id, delivery.delivery_tag)
+        elif delivery.reply_to is not None and result is not None and self.transport.connected:
+            # The connection dropped mid-handler: the request goes back to
+            # the queue and will be handled again; answer now anyway.
+            self.transport._publish(
+                _Outgoing(_REPLY, "", delivery.reply_to, serializer.encode(result), None, delivery.correlation_id)
+            )
+        if self.in_flight == 0 and self._drained:
+            waiting, self._drained = self._drained, []
+            for d in waiting:
+                d.callback(None)
+
+    def stop(self) -> defer.Deferred:
+        """Stop consuming; fire once the handlers in flight finished (and were acked)."""
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            proto = self._protocol
+            if proto is not None and not proto.closed:
+                try:
+                    ch = await proto.channel(self.channel_id)
+                    for tag in self._tags:
+                        await ch.basic_cancel(consumer_tag=tag)
+                        proto.consumers.pop(tag, None)
+                except Exception as exc:  # noqa: BLE001 - a dead connection cancelled them already
+                    log.debug("cancelling consumers: {error}", error=exc)
+            if self in self.transport._listeners:
+                self.transport._listeners.remove(self)
+        if self.in_flight:
+            d = defer.Deferred()
+            self._drained.append(d)
+            await d
+
+    def abort(self) -> None:
+        """Die as a crashed consumer would: drop the channel; the broker requeues what is unacked."""
+        self.stopped = True
+        proto, self._protocol = self._protocol, None
+        if self in self.transport._listeners:
+            self.transport._listeners.remove(self)
+        self.in_flight = 0
+        if proto is not None and not proto.closed:
+            for tag in self._tags:
+                proto.consumers.pop(tag, None)
+            proto.channel(self.channel_id).addCallback(lambda ch: ch.channel_close(reply_code=200, reply_text="abort"))
+
+
+def _describe(exc) -> str:
+    if isinstance(exc, Failure):
+        exc = exc.value
+    if isinstance(exc, error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (error.TimeoutError, defer.CancelledError)):
+        return "timed out"
+    if isinstance(exc, exception.NovaError):
+        return str(exc)
+    text = str(exc) or type(exc).__name__
+    if "ACCESS_REFUSED" in text:
+        return "login refused (check the user and password in [transport] url)"
+    if "NOT_ALLOWED" in text and "vhost" in text:
+        return "the virtual host does not exist or the user may not use it"
+    return text.splitlines()[0][:300]
