@@ -247,3 +247,51 @@ class TransportService(MultiService):
         d = defer.maybeDeferred(super().stopService)
         d.addCallback(lambda _: self.transport.close())
         return d
+
+
+class ServiceTree:
+    """The shared parts of a daemon's tree: its database and its bus connection.
+
+    ``root`` holds them; ``parent`` is where the daemon's NovaServices go
+    (under the transport, so they stop before it closes). Passing a
+    ``transport``/``database`` shares them (nova-all runs every service on one).
+    """
+
+    def __init__(self, conf, reactor, *, transport=None, database=None, need_database: bool = True):
+        from nova_twisted.rpc import get_transport
+
+        self.conf = conf
+        self.reactor = reactor
+        self.root = MultiService()
+        if database is None and need_database:
+            from nova_twisted.db.api import Database
+
+            database = Database.from_config(conf, reactor)
+            database.setServiceParent(self.root)
+        self.database = database
+        if transport is None:
+            transport = get_transport(conf.transport.url, clock=reactor)
+            self.parent = TransportService(transport)
+            self.parent.setServiceParent(self.root)
+        else:
+            self.parent = self.root
+        self.transport = transport
+
+    def add(self, binary: str, topic: str | None, manager, servicegroup, serve_host_queue: bool = True):
+        """Add the NovaService for ``binary`` with the configured intervals; return it."""
+        d = self.conf.DEFAULT
+        service = NovaService(
+            binary,
+            d.host,
+            topic,
+            manager,
+            transport=self.transport,
+            servicegroup=servicegroup,
+            clock=self.reactor,
+            report_interval=d.report_interval,
+            periodic_fuzzy_delay=d.periodic_fuzzy_delay,
+            graceful_shutdown_timeout=d.graceful_shutdown_timeout,
+            serve_host_queue=serve_host_queue,
+        )
+        service.setServiceParent(self.parent)
+        return service

@@ -5,7 +5,6 @@ from nova_twisted.cmd.plugin import NovaServiceMaker
 serviceMaker = NovaServiceMaker(
     "nova-compute",
     "nova-compute: runs servers on this host through a hypervisor driver.",
-    None,
+    "nova_twisted.compute.service:build",
     uses_database=False,
-    missing="the compute service",
 )

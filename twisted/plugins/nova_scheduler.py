@@ -5,6 +5,5 @@ from nova_twisted.cmd.plugin import NovaServiceMaker
 serviceMaker = NovaServiceMaker(
     "nova-scheduler",
     "nova-scheduler: picks the compute host for each server.",
-    None,
-    missing="the scheduler service",
+    "nova_twisted.scheduler.service:build",
 )

@@ -1,0 +1,1 @@
+"""Consoles: tokens for the browser console proxies."""

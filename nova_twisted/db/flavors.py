@@ -1,0 +1,224 @@
+"""Flavors, their extra specs and (for private flavors) project access."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nova_twisted import exception, utils
+from nova_twisted.db.models import Flavor, FlavorExtraSpec, FlavorProject
+
+
+def _with_specs(session: Session, flavors: list[Flavor]) -> list[dict]:
+    out = [f.to_dict() for f in flavors]
+    ids = [f["id"] for f in out]
+    specs: dict[int, dict] = {i: {} for i in ids}
+    if ids:
+        for flavor_id, key, value in session.execute(
+            sa.select(FlavorExtraSpec.flavor_id, FlavorExtraSpec.key, FlavorExtraSpec.value).where(
+                FlavorExtraSpec.flavor_id.in_(ids)
+            )
+        ):
+            specs[flavor_id][key] = value
+    for f in out:
+        f["extra_specs"] = specs.get(f["id"], {})
+    return out
+
+
+def create(session: Session, values: dict, projects: list[str] = (), now: dt.datetime | None = None) -> dict:
+    """Create a flavor; FlavorExists if its name or flavorid is taken."""
+    values = dict(values)
+    extra_specs = values.pop("extra_specs", {}) or {}
+    if not values.get("flavorid"):
+        values["flavorid"] = utils.generate_uuid()
+    for field in ("name", "flavorid"):
+        taken = session.execute(sa.select(Flavor.id).where(getattr(Flavor, field) == values[field])).first()
+        if taken:
+            raise exception.FlavorExists(field="name" if field == "name" else "ID", value=values[field])
+    row = Flavor(created_at=now or utils.utcnow(), **values)
+    session.add(row)
+    session.flush()
+    for key, value in extra_specs.items():
+        session.add(FlavorExtraSpec(flavor_id=row.id, key=key, value=str(value)))
+    for project in projects:
+        session.add(FlavorProject(flavor_id=row.id, project_id=project))
+    session.flush()
+    return _with_specs(session, [row])[0]
+
+
+def _visible(query, project_id: str | None, is_admin: bool):
+    if is_admin or project_id is None:
+        return query
+    access = sa.select(FlavorProject.flavor_id).where(FlavorProject.project_id == project_id)
+    return query.where(sa.or_(Flavor.is_public == sa.true(), Flavor.id.in_(access)))
+
+
+def get_by_flavorid(
+    session: Session, flavorid: str, project_id: str | None = None, is_admin: bool = True, read_disabled: bool = True
+) -> dict:
+    query = _visible(sa.select(Flavor).where(Flavor.flavorid == str(flavorid)), project_id, is_admin)
+    row = session.execute(query).scalar_one_or_none()
+    if row is None or (row.disabled and not read_disabled):
+        raise exception.FlavorNotFound(flavor_id=flavorid)
+    return _with_specs(session, [row])[0]
+
+
+def get_by_name(session: Session, name: str) -> dict:
+    row = session.execute(sa.select(Flavor).where(Flavor.name == name)).scalar_one_or_none()
+    if row is None:
+        raise exception.FlavorNotFound(flavor_id=name)
+    return _with_specs(session, [row])[0]
+
+
+def list_flavors(
+    session: Session,
+    project_id: str | None = None,
+    is_admin: bool = False,
+    is_public: bool | None = True,
+    min_ram: int | None = None,
+    min_disk: int | None = None,
+    sort_key: str = "flavorid",
+    sort_dir: str = "asc",
+    limit: int | None = None,
+    marker: str | None = None,
+) -> list[dict]:
+    """Flavors visible to the caller, as Nova lists them (public + accessible private)."""
+    query = sa.select(Flavor).where(Flavor.disabled == sa.false())
+    if is_public is True:
+        if is_admin:
+            query = query.where(Flavor.is_public == sa.true())
+        else:
+            query = _visible(query, project_id, is_admin)
+    elif is_public is False:
+        query = query.where(Flavor.is_public == sa.false())
+        if not is_admin:
+            query = _visible(query, project_id, is_admin)
+    elif not is_admin:
+        query = _visible(query, project_id, is_admin)
+    if min_ram is not None:
+        query = query.where(Flavor.memory_mb >= min_ram)
+    if min_disk is not None:
+        query = query.where(Flavor.root_gb >= min_disk)
+    allowed = {
+        "flavorid",
+        "name",
+        "memory_mb",
+        "vcpus",
+        "root_gb",
+        "swap",
+        "id",
+        "created_at",
+        "description",
+        "ephemeral_gb",
+        "rxtx_factor",
+        "disabled",
+        "is_public",
+    }
+    if sort_key not in allowed:
+        raise exception.Invalid(reason=f"Invalid sort key {sort_key}")
+    column = getattr(Flavor, sort_key)
+    order = [column.desc() if sort_dir == "desc" else column.asc(), Flavor.id.asc()]
+    rows = list(session.execute(query.order_by(*order)).scalars())
+    if marker is not None:
+        ids = [r.flavorid for r in rows]
+        if marker not in ids:
+            raise exception.NotFound(f"Marker {marker} could not be found.")
+        rows = rows[ids.index(marker) + 1 :]
+    if limit is not None:
+        rows = rows[:limit]
+    return _with_specs(session, rows)
+
+
+def delete(session: Session, flavorid: str) -> None:
+    row = session.execute(sa.select(Flavor).where(Flavor.flavorid == flavorid)).scalar_one_or_none()
+    if row is None:
+        raise exception.FlavorNotFound(flavor_id=flavorid)
+    session.delete(row)
+
+
+def update(session: Session, flavorid: str, values: dict) -> dict:
+    row = session.execute(sa.select(Flavor).where(Flavor.flavorid == flavorid)).scalar_one_or_none()
+    if row is None:
+        raise exception.FlavorNotFound(flavor_id=flavorid)
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.flush()
+    return _with_specs(session, [row])[0]
+
+
+def set_extra_specs(session: Session, flavorid: str, specs: dict) -> dict:
+    flavor = get_by_flavorid(session, flavorid)
+    for key, value in specs.items():
+        row = session.get(FlavorExtraSpec, (flavor["id"], key))
+        if row is None:
+            session.add(FlavorExtraSpec(flavor_id=flavor["id"], key=key, value=str(value)))
+        else:
+            row.value = str(value)
+    session.flush()
+    return get_by_flavorid(session, flavorid)["extra_specs"]
+
+
+def delete_extra_spec(session: Session, flavorid: str, key: str) -> None:
+    flavor = get_by_flavorid(session, flavorid)
+    result = session.execute(
+        sa.delete(FlavorExtraSpec).where(FlavorExtraSpec.flavor_id == flavor["id"], FlavorExtraSpec.key == key)
+    )
+    if result.rowcount == 0:
+        raise exception.NotFound(f"Flavor {flavorid} has no extra specs with key {key}.")
+
+
+def access_list(session: Session, flavorid: str) -> list[str]:
+    flavor = get_by_flavorid(session, flavorid)
+    return [
+        p
+        for (p,) in session.execute(
+            sa.select(FlavorProject.project_id)
+            .where(FlavorProject.flavor_id == flavor["id"])
+            .order_by(FlavorProject.project_id)
+        )
+    ]
+
+
+def add_access(session: Session, flavorid: str, project_id: str) -> list[str]:
+    flavor = get_by_flavorid(session, flavorid)
+    if flavor["is_public"]:
+        raise exception.Conflict("Can not add access to a public flavor.")
+    if session.get(FlavorProject, (flavor["id"], project_id)) is not None:
+        raise exception.Conflict(
+            f"Flavor access already exists for flavor {flavorid} and project {project_id} combination."
+        )
+    session.add(FlavorProject(flavor_id=flavor["id"], project_id=project_id))
+    session.flush()
+    return access_list(session, flavorid)
+
+
+def remove_access(session: Session, flavorid: str, project_id: str) -> list[str]:
+    flavor = get_by_flavorid(session, flavorid)
+    row = session.get(FlavorProject, (flavor["id"], project_id))
+    if row is None:
+        raise exception.NotFound(f"Flavor access not found for {flavorid} / {project_id} combination.")
+    session.delete(row)
+    session.flush()
+    return access_list(session, flavorid)
+
+
+def embedded(flavor: dict) -> dict:
+    """The copy of a flavor kept inside an instance (survives the flavor's deletion)."""
+    keys = (
+        "id",
+        "flavorid",
+        "name",
+        "memory_mb",
+        "vcpus",
+        "root_gb",
+        "ephemeral_gb",
+        "swap",
+        "rxtx_factor",
+        "vcpu_weight",
+        "is_public",
+        "description",
+        "extra_specs",
+    )
+    return {k: flavor.get(k) for k in keys}

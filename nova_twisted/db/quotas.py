@@ -1,0 +1,151 @@
+"""Quotas: limits (defaults, per-class, per-project) and usage counted from live rows.
+
+Nothing is reserved ahead of time: usage is counted from the instances,
+key pairs and server groups that exist. A transaction that consumes quota
+first locks its project's row in ``quota_locks`` so that concurrent
+requests of one project are checked one after another.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nova_twisted import exception
+from nova_twisted.db.models import Instance, KeyPair, Quota, QuotaClass, QuotaLock, ServerGroup, ServerGroupMember
+
+RESOURCES = (
+    "instances",
+    "cores",
+    "ram",
+    "metadata_items",
+    "key_pairs",
+    "server_groups",
+    "server_group_members",
+    "injected_files",
+    "injected_file_content_bytes",
+    "injected_file_path_bytes",
+)
+#: Resources counted from live rows; the others are limits on a single request.
+COUNTED = ("instances", "cores", "ram", "key_pairs", "server_groups")
+
+
+def lock_project(session: Session, project_id: str) -> None:
+    """Take the project's quota lock until the transaction ends."""
+    if session.get(QuotaLock, project_id) is None:
+        try:
+            with session.begin_nested():
+                session.add(QuotaLock(project_id=project_id))
+        except sa.exc.IntegrityError:
+            pass  # created concurrently: fine, lock it below
+    session.execute(sa.select(QuotaLock).where(QuotaLock.project_id == project_id).with_for_update()).first()
+
+
+def class_limits(session: Session, defaults: dict[str, int], class_name: str = "default") -> dict[str, int]:
+    """Return the default limits: configuration, overridden by the ``default`` quota class."""
+    limits = dict(defaults)
+    for resource, limit in session.execute(
+        sa.select(QuotaClass.resource, QuotaClass.hard_limit).where(QuotaClass.class_name == class_name)
+    ):
+        limits[resource] = limit
+    return limits
+
+
+def project_limits(session: Session, project_id: str, defaults: dict[str, int], user_id: str | None = None):
+    """Return the limits in force for a project (and user, where a user quota is set)."""
+    limits = class_limits(session, defaults)
+    for resource, limit in session.execute(
+        sa.select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id, Quota.user_id == "")
+    ):
+        limits[resource] = limit
+    if user_id:
+        for resource, limit in session.execute(
+            sa.select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id, Quota.user_id == user_id)
+        ):
+            limits[resource] = limit
+    return limits
+
+
+def usage(session: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """Count what the project (and user, for key pairs) uses now."""
+    count, cores, ram = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(Instance.vcpus), 0),
+            sa.func.coalesce(sa.func.sum(Instance.memory_mb), 0),
+        ).where(Instance.project_id == project_id, Instance.deleted == 0)
+    ).one()
+    groups = session.execute(
+        sa.select(sa.func.count()).select_from(ServerGroup).where(ServerGroup.project_id == project_id)
+    ).scalar_one()
+    used = {"instances": int(count), "cores": int(cores), "ram": int(ram), "server_groups": int(groups)}
+    if user_id:
+        used["key_pairs"] = session.execute(
+            sa.select(sa.func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)
+        ).scalar_one()
+    return used
+
+
+def group_members(session: Session, group_uuid: str) -> int:
+    return session.execute(
+        sa.select(sa.func.count())
+        .select_from(ServerGroupMember)
+        .join(ServerGroup, ServerGroup.id == ServerGroupMember.group_id)
+        .where(ServerGroup.uuid == group_uuid)
+    ).scalar_one()
+
+
+def check_deltas(session: Session, check: dict) -> None:
+    """Raise QuotaExceeded if adding ``check["deltas"]`` would pass a limit.
+
+    ``check`` = {"project_id", "user_id", "defaults": {...}, "deltas": {...}}.
+    Call inside the transaction that then writes, after lock_project.
+    """
+    project_id = check["project_id"]
+    limits = project_limits(session, project_id, check.get("defaults", {}), check.get("user_id"))
+    used = usage(session, project_id, check.get("user_id"))
+    over = []
+    for resource, delta in check["deltas"].items():
+        limit = limits.get(resource, -1)
+        if limit < 0 or delta <= 0:
+            continue
+        current = used.get(resource, 0)
+        if current + delta > limit:
+            over.append((resource, delta, current, limit))
+    if over:
+        names = ", ".join(r for r, *_ in over)
+        resource, delta, current, limit = over[0]
+        raise exception.QuotaExceeded(
+            f"Quota exceeded for {names}: Requested {delta}, but already used {current} of {limit} {resource}",
+            resources=names,
+            req=delta,
+            used=current,
+            allowed=limit,
+        )
+
+
+def set_limits(session: Session, project_id: str, limits: dict[str, int], user_id: str = "") -> None:
+    """Set per-project (or per-user) limits."""
+    for resource, limit in limits.items():
+        if resource not in RESOURCES:
+            raise exception.Invalid(reason=f"Unknown quota resource {resource}")
+        row = session.execute(
+            sa.select(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id, Quota.resource == resource)
+        ).scalar_one_or_none()
+        if row is None:
+            session.add(Quota(project_id=project_id, user_id=user_id, resource=resource, hard_limit=int(limit)))
+        else:
+            row.hard_limit = int(limit)
+
+
+def delete_limits(session: Session, project_id: str, user_id: str = "") -> None:
+    session.execute(sa.delete(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id))
+
+
+def set_class_limits(session: Session, class_name: str, limits: dict[str, int]) -> None:
+    for resource, limit in limits.items():
+        row = session.get(QuotaClass, (class_name, resource))
+        if row is None:
+            session.add(QuotaClass(class_name=class_name, resource=resource, hard_limit=int(limit)))
+        else:
+            row.hard_limit = int(limit)

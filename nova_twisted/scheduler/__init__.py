@@ -1,0 +1,1 @@
+"""nova-scheduler: filters and weighs hosts, then claims resources on one."""
