@@ -1,0 +1,1 @@
+"""The libvirt hypervisor driver (QEMU/KVM and QEMU/TCG) and its base-image cache."""
