@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from nova_twisted import exception
-from nova_twisted.api.http import JSONRouter, Response
+from nova_twisted.api.http import JSONRouter, Response, query_params
 from nova_twisted.context import RequestContext
 from nova_twisted.db.identity import DEFAULT_DOMAIN_ID
 from nova_twisted.identity import views
@@ -103,6 +103,14 @@ def _query_bool(req, name: str) -> bool | None:
     if value is None:
         return None
     return value.lower() not in ("0", "false", "no", "off")
+
+
+def _flag(req, name: str) -> bool:
+    """True when the query string names ``name``, with or without a value (``?nocatalog``)."""
+    if name in req.query:
+        return True
+    _, _, query = req.raw.uri.partition(b"?")
+    return name in query_params(query)
 
 
 def _check_domain(domain, target: str) -> None:
@@ -260,7 +268,7 @@ class IdentityResource(Resource):
             unscoped=unscoped,
             parent=parent,
         )
-        catalog = None if req.arg("nocatalog") is not None else self.catalog
+        catalog = None if _flag(req, "nocatalog") else self.catalog
         return Response(201, views.token(context, catalog), headers={"X-Subject-Token": token})
 
     @staticmethod
@@ -303,7 +311,7 @@ class IdentityResource(Resource):
 
     async def validate_token(self, req):
         context = await self._subject(req, "validate_token")
-        catalog = None if req.arg("nocatalog") is not None else self.catalog
+        catalog = None if _flag(req, "nocatalog") else self.catalog
         return Response(200, views.token(context, catalog), headers={"X-Subject-Token": req.header("x-subject-token")})
 
     async def revoke_token(self, req):

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import json
 
-import treq
+from treq.client import HTTPClient
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -123,7 +123,7 @@ class KeystoneTokenValidator:
         self.reactor = reactor
         self.timeout = timeout
         self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.http = treq.HTTPClient(Agent(reactor, pool=self.pool))
+        self.http = HTTPClient(Agent(reactor, pool=self.pool))
         self._service_token: str | None = None
         self._service_token_until = 0.0
         self._lock = defer.DeferredLock()
