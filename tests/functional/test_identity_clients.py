@@ -101,6 +101,8 @@ class OpenStackClientTests(unittest.TestCase):
         self.assertEqual(created["project_id"], demo_project["id"])
         listed = await self.openstack_json("ec2", "credentials", "list")
         self.assertIn(created["access"], [c["Access"] for c in listed])
+        shown = await self.openstack_json("ec2", "credentials", "show", created["access"])
+        self.assertEqual((shown["access"], shown["secret"]), (created["access"], created["secret"]))
         code, _, err = await self.openstack("ec2", "credentials", "delete", created["access"])
         self.assertEqual(code, 0, err)
         remaining = await self.database.run(db.list_ec2_credentials, token["user_id"])
