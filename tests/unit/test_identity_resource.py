@@ -1,8 +1,9 @@
 """The identity HTTP API on SQLite, over real HTTP on 127.0.0.1: Keystone's shapes, codes and policy."""
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from nova_twisted import exception
 from tests.identity_fixtures import (
     ADMIN_PASSWORD,
     DEMO_PASSWORD,
@@ -437,3 +438,24 @@ class ResourceTests(IdentityHTTPTestCase):
         )
         self.assertEqual([e["url"] for e in body["endpoints"]], [self.server.url + "/v3"])
         self.assertKeystoneError(await self.request("GET", "/v3/endpoints", token=self.demo_token), 403, "Forbidden")
+
+
+class BrokenDatabase:
+    """Fails every transaction, as a database that lost its disk would."""
+
+    def run(self, fn, *args, **kwargs):
+        return defer.fail(exception.DBError(reason="disk I/O error at /var/lib/secret/path"))
+
+
+class InternalErrorTests(IdentityHTTPTestCase):
+    @async_test
+    async def test_a_database_failure_is_a_500_that_shows_no_internals(self):
+        await self.start()
+        self.patch(self.server.api, "db", BrokenDatabase())
+        for method, path, body in (
+            ("GET", "/v3/auth/projects", None),
+            ("POST", "/v3/auth/tokens", password_auth("demo", DEMO_PASSWORD, "demo")),
+        ):
+            result = await self.request(method, path, body, self.demo_token)
+            self.assertKeystoneError(result, 500, "Internal Server Error")
+            self.assertNotIn("secret", result[2]["error"]["message"])
