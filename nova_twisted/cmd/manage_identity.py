@@ -48,14 +48,34 @@ def _read_password(value: str | None, prompt: str = "Password: ") -> str | None:
 
 
 # -- projects --------------------------------------------------------------------
+def _exist_ok(parser):
+    parser.add_argument(
+        "--exist-ok", action="store_true", help="succeed without changing anything when it already exists"
+    )
+
+
+def _exists(database, finder, name: str, what: str, args) -> bool:
+    """With --exist-ok, say so and return True when ``name`` already exists."""
+    if not args.exist_ok:
+        return False
+    try:
+        database.run_sync(finder, name)
+    except exception.NotFound:
+        return False
+    print(f"{what} {name} already exists")
+    return True
+
+
 @command(
     "project",
     "create",
     "Create a project.",
-    lambda p: (p.add_argument("name"), p.add_argument("--description", default="")),
+    lambda p: (p.add_argument("name"), p.add_argument("--description", default=""), _exist_ok(p)),
 )
 def project_create(conf, args) -> int:
     database = _database(conf)
+    if _exists(database, db.find_project, args.name, "project", args):
+        return 0
     project = database.run_sync(db.create_project, args.name, utils.utcnow(), args.description)
     print(f"project {project['name']} created with id {project['id']}")
     return 0
@@ -94,11 +114,14 @@ def _user_args(parser):
     )
     parser.add_argument("--project", help="default project (name or id)")
     parser.add_argument("--email")
+    _exist_ok(parser)
 
 
 @command("user", "create", "Create a user, with a password and a default project.", _user_args)
 def user_create(conf, args) -> int:
     database = _database(conf)
+    if _exists(database, db.find_user, args.name, "user", args):
+        return 0
     password = _read_password(args.password)
     project_id = database.run_sync(db.find_project, args.project)["id"] if args.project else None
     user = database.run_sync(
@@ -168,9 +191,11 @@ def user_delete(conf, args) -> int:
 
 
 # -- roles -----------------------------------------------------------------------
-@command("role", "create", "Create a role.", lambda p: p.add_argument("name"))
+@command("role", "create", "Create a role.", lambda p: (p.add_argument("name"), _exist_ok(p)))
 def role_create(conf, args) -> int:
     database = _database(conf)
+    if _exists(database, db.find_role, args.name, "role", args):
+        return 0
     role = database.run_sync(db.create_role, args.name)
     print(f"role {role['name']} created with id {role['id']}")
     return 0

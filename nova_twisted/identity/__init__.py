@@ -1,7 +1,8 @@
 """The identity service: users, projects, roles, tokens and EC2 credentials (Keystone v3 compatible).
 
 ``build_identity_resource(conf, database, reactor)`` gives the resource to
-serve on :5000; ``build_validator(conf, database, reactor)`` gives the
+serve on :5000 (``build_identity_service`` wraps it in a listening
+service); ``build_validator(conf, database, reactor)`` gives the
 ITokenValidator every other HTTP API checks tokens with.
 """
 
@@ -20,6 +21,17 @@ def build_identity_resource(conf, database, reactor, authenticator=None):
 
     api = IdentityAPI.from_config(conf, database, reactor)
     return IdentityResource(api, conf, authenticator=authenticator)
+
+
+def build_identity_service(conf, database, reactor, authenticator=None):
+    """Return a Twisted service serving the identity API on ``[identity] bind_host:bind_port``."""
+    from twisted.application.internet import TCPServer
+    from twisted.web.server import Site
+
+    site = Site(build_identity_resource(conf, database, reactor, authenticator))
+    service = TCPServer(conf.identity.bind_port, site, interface=conf.identity.bind_host, reactor=reactor)
+    service.setName("identity-api")
+    return service
 
 
 def build_validator(conf, database, reactor):

@@ -93,3 +93,19 @@ def test_set_password_delete_and_token_flush(nova):
     assert nova("user", "delete", "demo")[0] == 0
     assert nova("project", "delete", "demo")[0] == 0
     assert nova.db.run_sync(db.list_users) == []
+
+
+def test_exist_ok_makes_creation_idempotent_without_changing_anything(nova):
+    nova("project", "create", "demo")
+    nova("user", "create", "demo", "--password", "first", "--project", "demo")
+    for argv in (
+        ("project", "create", "demo", "--exist-ok"),
+        ("user", "create", "demo", "--password", "second", "--exist-ok"),
+        ("role", "create", "member", "--exist-ok"),
+    ):
+        status, out, _ = nova(*argv)
+        assert (status, out.strip()) == (0, f"{argv[0]} {argv[2]} already exists")
+    record = nova.db.run_sync(db.get_user_credentials, None, "demo")
+    assert passwords.verify_password("first", record["password_hash"])
+    assert nova("role", "create", "operator", "--exist-ok")[0] == 0
+    assert "operator" in [r["name"] for r in nova.db.run_sync(db.list_roles)]

@@ -459,3 +459,24 @@ class InternalErrorTests(IdentityHTTPTestCase):
             result = await self.request(method, path, body, self.demo_token)
             self.assertKeystoneError(result, 500, "Internal Server Error")
             self.assertNotIn("secret", result[2]["error"]["message"])
+
+
+class ListeningServiceTests(unittest.TestCase):
+    @async_test
+    async def test_identity_service_listens_on_the_configured_address(self):
+        from treq.client import HTTPClient
+        from twisted.web.client import Agent, HTTPConnectionPool
+
+        from nova_twisted.identity import build_identity_service
+
+        url = f"sqlite:///{self.mktemp()}.sqlite"
+        database = migrated_database(url, reactor, self)
+        service = build_identity_service(make_conf(url, bind_host="127.0.0.1", bind_port=0), database, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service._port.getHost()
+        self.assertEqual(port.host, "127.0.0.1")
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = await HTTPClient(Agent(reactor, pool=pool)).get(f"http://127.0.0.1:{port.port}/v3")
+        body = await response.json()
+        self.assertEqual((response.code, body["version"]["id"]), (200, "v3.14"))
