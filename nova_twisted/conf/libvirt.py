@@ -88,8 +88,7 @@ OPTS = [
     IntOpt(
         "image_cache_manager_interval",
         default=2400,
-        min=0,
-        help="Seconds between two runs of the image cache manager inside the driver; 0 disables "
-        "the driver's own runs (compute may still call manage_image_cache).",
+        min=1,
+        help="Seconds between two runs of the image cache manager (a periodic task of nova-compute).",
     ),
 ]

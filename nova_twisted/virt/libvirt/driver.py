@@ -137,7 +137,8 @@ class LibvirtDriver:
         self._listeners = []
         self._locks: dict[str, defer.DeferredLock] = {}
         self._cache_mode = lv.disk_cachemode
-        self._cache_loop: task.LoopingCall | None = None
+        #: Seconds between two runs of manage_image_cache (nova-compute schedules it).
+        self.image_cache_interval = lv.image_cache_manager_interval
 
     # -- host ---------------------------------------------------------------------------
     def init_host(self, host):
@@ -152,11 +153,6 @@ class LibvirtDriver:
             direct = await self.libvirt.run_blocking(_supports_direct_io, self.instances_path)
             self._cache_mode = "none" if direct else "writethrough"
         await self.libvirt.run(self._check_virt_type)
-        interval = self.conf.libvirt.image_cache_manager_interval
-        if interval > 0:
-            self._cache_loop = task.LoopingCall(self._periodic_cache_run)
-            self._cache_loop.clock = self.clock
-            self._cache_loop.start(interval, now=False)
         log.info(
             "libvirt driver ready on {uri} ({virt_type}), instances in {path}",
             uri=self.libvirt.uri,
@@ -186,10 +182,7 @@ class LibvirtDriver:
             )
 
     def cleanup_host(self):
-        """Stop the cache manager, close the connection, stop the thread pool; Deferred."""
-        if self._cache_loop is not None and self._cache_loop.running:
-            self._cache_loop.stop()
-        self._cache_loop = None
+        """Close the connection and stop the thread pool; Deferred."""
         return self.libvirt.stop()
 
     def register_event_listener(self, callback):
@@ -617,18 +610,13 @@ class LibvirtDriver:
 
         ``all_instances`` (instance dicts compute knows on this host) count
         as users of their image, kernel and ramdisk, besides the instance
-        directories found on disk. The driver also runs it itself every
-        [libvirt] image_cache_manager_interval seconds.
+        directories found on disk. nova-compute runs it every
+        ``image_cache_interval`` ([libvirt] image_cache_manager_interval) seconds.
         """
         ids = set()
         for inst in all_instances or ():
             ids.update(inst.get(k) for k in ("image_ref", "kernel_id", "ramdisk_id") if inst.get(k))
         return self.image_cache.manage(ids)
-
-    def _periodic_cache_run(self):
-        d = self.manage_image_cache()
-        d.addErrback(lambda f: log.failure("image cache manager failed", f))
-        return d
 
 
 # -- blocking helpers (pool threads) ---------------------------------------------------------
