@@ -187,6 +187,16 @@ class IdentityAPITests(unittest.TestCase):
         await self.api.validate_token(live)
 
     @async_test
+    async def test_expired_tokens_are_flushed_by_a_login_once_an_hour(self):
+        await seed(self.api)
+        await self.login_demo()
+        self.clock.advance(3600)
+        live, _ = await self.login_demo()
+        count = await self.database.run(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Token)))
+        self.assertEqual(count, 1, "the expired token went away with the next login")
+        await self.api.validate_token(live)
+
+    @async_test
     async def test_default_roles_are_created_on_first_use(self):
         roles = await self.api.list_roles()
         self.assertEqual(sorted(r["name"] for r in roles), ["admin", "member", "reader"])

@@ -239,6 +239,12 @@ class VersionAndTokenTests(IdentityHTTPTestCase):
         self.assertEqual(getattr(failure.exception, "code", None), 401)
 
     @async_test
+    async def test_doubled_slashes_from_joined_discovery_links_are_tolerated(self):
+        await self.start()
+        status, _, body = await self.request("GET", "/v3//auth/projects", token=self.demo_token)
+        self.assertEqual((status, [p["name"] for p in body["projects"]]), (200, ["demo"]))
+
+    @async_test
     async def test_auth_projects_lists_the_users_projects(self):
         await self.start()
         status, _, body = await self.request("GET", "/v3/auth/projects", token=self.demo_token)
