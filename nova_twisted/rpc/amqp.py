@@ -47,6 +47,7 @@ PUBLISH_CHANNEL = 1  # confirm mode: casts, fanouts, calls
 REPLY_CHANNEL = 2  # the reply queue's consumer (no-ack)
 ADMIN_CHANNEL = 3  # declarations made on behalf of senders
 FIRST_LISTENER_CHANNEL = 10
+DEAD_LETTER_MAX = 10000  # oldest dead letters are dropped beyond this
 
 _CAST, _FANOUT, _CALL, _REPLY = 0, 1, 2, 3
 
@@ -142,6 +143,8 @@ class _Call:
 
 
 class _Factory(protocol.ClientFactory):
+    noisy = False
+
     def __init__(self, transport: "AMQPTransport", url: BrokerURL):
         self.transport = transport
         self.url = url
@@ -300,7 +303,10 @@ class AMQPTransport:
         await admin.channel_open()
         await admin.exchange_declare(exchange=self.exchange, type="topic", durable=True)
         await admin.exchange_declare(exchange=self.dead_letter_exchange, type="fanout", durable=True)
-        await admin.queue_declare(queue=self.dead_letter_queue, durable=True)
+        # Bounded: expired calls land here too (a call whose server never came).
+        await admin.queue_declare(
+            queue=self.dead_letter_queue, durable=True, arguments={"x-max-length": DEAD_LETTER_MAX}
+        )
         await admin.queue_bind(queue=self.dead_letter_queue, exchange=self.dead_letter_exchange, routing_key="")
         replies = await proto.channel(REPLY_CHANNEL)
         await replies.channel_open()
@@ -323,6 +329,8 @@ class AMQPTransport:
         self.connected = True
         self._connecting = False
         self._attempts = 0
+        self._seq = 0  # confirm sequence numbers start again on each new channel
+        self._unconfirmed = deque()
         self._declared = set()
         self._declaring = {}
         proto.disconnected.wait().addCallback(lambda _: self._connection_lost(proto))
