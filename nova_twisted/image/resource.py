@@ -240,6 +240,10 @@ class ImageRouter(JSONRouter):
             return None
         return UploadSink(self.api, request, match.group("image_id"), length)
 
+    def close(self) -> None:
+        """Stop the store's file thread pool (the reactor's shutdown does it too)."""
+        self.api.store.close()
+
 
 class ImageAPI:
     """The handlers of the image API, on an :class:`ImageStore`."""

@@ -56,7 +56,7 @@ READ_ONLY = (
     "locations",
     "stores",
 )
-RESERVED = ("deleted", "deleted_at", "location", "owner_specified.openstack.md5")
+RESERVED = ("deleted", "deleted_at", "location")
 #: Core attributes a caller may set (the rest of a body is properties).
 SETTABLE = ("name", "visibility", "disk_format", "container_format", "min_disk", "min_ram", "protected", "os_hidden")
 #: Core attributes shown in an image, in Glance's order.
