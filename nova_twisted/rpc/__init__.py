@@ -8,11 +8,13 @@ ours come back as their own type, anything else as RemoteError.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import traceback
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from nova_twisted import exception
 from nova_twisted.context import RequestContext
@@ -21,9 +23,48 @@ log = Logger(namespace="nova.rpc")
 
 DEFAULT_TIMEOUT = 60
 
+#: Log every message sent and handled (with its request context) at debug
+#: level. Off by default: an event per message costs more than the message.
+_log_messages = False
+
+
+def set_message_logging(enabled: bool) -> None:
+    """Turn per-message debug logging (both sides, with the request context) on or off.
+
+    Daemons turn it on with ``--debug`` / ``[DEFAULT] debug``.
+    """
+    global _log_messages
+    _log_messages = bool(enabled)
+
+
+def _context_to_wire(ctxt) -> dict:
+    if ctxt is None:
+        return {}
+    if type(ctxt) is RequestContext:
+        # dataclasses.asdict deep-copies recursively; the fields are flat.
+        wire = dict(ctxt.__dict__)
+        wire["roles"] = list(wire["roles"])
+        return wire
+    return ctxt.to_wire()
+
+
+def transport_options(section) -> dict:
+    """Return the keyword options of :func:`get_transport` from a ``[transport]`` section."""
+    from nova_twisted.conf import transport as transport_conf
+
+    names = [opt.name for opt in transport_conf.OPTS if opt.name not in ("url", "rpc_response_timeout")]
+    return {name: getattr(section, name) for name in names if hasattr(section, name)}
+
 
 def get_transport(urls, clock=None, **options):
-    """Return the IMessageTransport for the configured URL(s) (not yet connected)."""
+    """Return the IMessageTransport for the configured URL(s) (not yet connected).
+
+    ``urls`` is a URL, a list of URLs, or the whole ``[transport]`` section
+    (``conf.transport``), whose other options then apply too.
+    """
+    if hasattr(urls, "url"):
+        options = {**transport_options(urls), **options}
+        urls = urls.url
     if isinstance(urls, str):
         urls = [urls]
     urls = list(urls)
@@ -33,7 +74,7 @@ def get_transport(urls, clock=None, **options):
     if scheme == "memory":
         from nova_twisted.rpc.memory import MemoryTransport
 
-        return MemoryTransport(urls[0], clock=clock, prefetch=options.get("prefetch", 64))
+        return MemoryTransport(urls[0], clock=clock, prefetch=options.get("prefetch") or 64)
     if scheme in ("amqp", "amqps", "rabbit"):
         try:
             from nova_twisted.rpc.amqp import AMQPTransport
@@ -43,6 +84,7 @@ def get_transport(urls, clock=None, **options):
     raise exception.ConfigurationError(reason=f"[transport] url: unknown scheme {scheme!r}")
 
 
+@functools.lru_cache(maxsize=256)
 def _version_tuple(version: str) -> tuple[int, int]:
     major, _, minor = str(version).partition(".")
     return int(major), int(minor or 0)
@@ -107,27 +149,38 @@ class RPCClient:
             "method": method,
             "args": kwargs,
             "version": self.version,
-            "context": ctxt.to_wire() if ctxt is not None else {},
+            "context": _context_to_wire(ctxt),
         }
 
     def cast(self, ctxt, method: str, **kwargs) -> defer.Deferred:
         """Send and go on; the Deferred fires once the bus holds the message."""
-        log.debug(
-            "cast {topic}.{method} to {server}", topic=self.topic, method=method, server=self.server or "any", ctxt=ctxt
-        )
+        if _log_messages:
+            log.debug(
+                "cast {topic}.{method} to {server}",
+                topic=self.topic,
+                method=method,
+                server=self.server or "any",
+                ctxt=ctxt,
+            )
         return self.transport.cast(self.topic, self.server, self._message(ctxt, method, kwargs))
 
     def fanout(self, ctxt, method: str, **kwargs) -> defer.Deferred:
         """Cast to every server of the topic."""
-        log.debug("fanout {topic}.{method}", topic=self.topic, method=method, ctxt=ctxt)
+        if _log_messages:
+            log.debug("fanout {topic}.{method}", topic=self.topic, method=method, ctxt=ctxt)
         return self.transport.fanout(self.topic, self._message(ctxt, method, kwargs))
 
     def call(self, ctxt, method: str, **kwargs) -> defer.Deferred:
         """Send and wait; fires with the method's result or fails with its error
         (our own type, RemoteError, or MessagingTimeout)."""
-        log.debug(
-            "call {topic}.{method} on {server}", topic=self.topic, method=method, server=self.server or "any", ctxt=ctxt
-        )
+        if _log_messages:
+            log.debug(
+                "call {topic}.{method} on {server}",
+                topic=self.topic,
+                method=method,
+                server=self.server or "any",
+                ctxt=ctxt,
+            )
         d = self.transport.call(self.topic, self.server, self._message(ctxt, method, kwargs), self.timeout)
         d.addCallback(self._unwrap)
         return d
@@ -163,6 +216,14 @@ class Manager:
         return []
 
 
+def _wrap_result(result):
+    return {"result": result}
+
+
+def _nothing(_):
+    return None
+
+
 class RPCServer:
     """Serves a manager's methods on ``topic`` (and ``topic.server`` and the fanout)."""
 
@@ -190,14 +251,21 @@ class RPCServer:
     def in_flight(self) -> int:
         return self.listener.in_flight if self.listener is not None else 0
 
-    def _handle(self, message: dict, reply_wanted: bool) -> defer.Deferred:
+    def _handle(self, message: dict, reply_wanted: bool):
+        """The transport's handler: returns the reply dict (or None), or a Deferred of it."""
         ctxt = RequestContext.from_dict(message.get("context") or {})
         method = message.get("method", "")
-        d = defer.maybeDeferred(self._dispatch, ctxt, method, message)
-        d.addCallbacks(lambda result: {"result": result}, self._failed, errbackArgs=(ctxt, method, reply_wanted))
-        if not reply_wanted:
-            d.addCallback(lambda _: None)
-        return d
+        try:
+            result = self._dispatch(ctxt, method, message)
+        except Exception:  # noqa: BLE001 - every error goes back to the caller
+            reply = self._failed(Failure(), ctxt, method, reply_wanted)
+            return reply if reply_wanted else None
+        if isinstance(result, defer.Deferred):
+            result.addCallbacks(_wrap_result, self._failed, errbackArgs=(ctxt, method, reply_wanted))
+            if not reply_wanted:
+                result.addCallback(_nothing)
+            return result
+        return {"result": result} if reply_wanted else None
 
     def _dispatch(self, ctxt, method: str, message: dict):
         version = str(message.get("version", "1.0"))
@@ -212,7 +280,8 @@ class RPCServer:
         if fn is None:
             raise exception.NoSuchMethod(method=method)
         args = message.get("args") or {}
-        log.debug("handling {topic}.{method}", topic=self.topic, method=method, ctxt=ctxt)
+        if _log_messages:
+            log.debug("handling {topic}.{method}", topic=self.topic, method=method, ctxt=ctxt)
         result = fn(ctxt, **args)
         if inspect.isawaitable(result):
             return defer.ensureDeferred(result)

@@ -535,6 +535,7 @@ class AMQPTransport:
             correlation_id=out.correlation_id,
             reply_to=self.reply_queue if kind == _CALL else None,
             expiration=out.expiration,
+            now=kind == _CALL,
         )
 
     def _declare_then_send(self, out: _Outgoing) -> None:
@@ -804,8 +805,17 @@ class AMQPListener:
                     body = serializer.encode(result)
                 except exception.MessagingError as exc:
                     body = serializer.encode({"failure": {"type": "MessagingError", "ours": True, "message": str(exc)}})
-                proto.publish(self.channel_id, "", delivery.reply_to, body, correlation_id=delivery.correlation_id)
-            proto.ack(self.channel_id, delivery.delivery_tag)
+                proto.publish(
+                    self.channel_id,
+                    "",
+                    delivery.reply_to,
+                    body,
+                    correlation_id=delivery.correlation_id,
+                    now=True,
+                    ack=delivery.delivery_tag,
+                )
+            else:
+                proto.ack(self.channel_id, delivery.delivery_tag)
         elif delivery.reply_to is not None and result is not None and self.transport.connected:
             # The connection dropped mid-handler: the request goes back to
             # the queue and will be handled again; answer now anyway.

@@ -26,17 +26,26 @@ def _hook(obj: dict):
     return obj
 
 
+# Made once: json.dumps/loads build a new coder per call when given options.
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+_DECODER_DT = json.JSONDecoder(object_hook=_hook)
+_DT_MARK = b'"' + _DT.encode() + b'"'
+
+
 def encode(message: dict) -> bytes:
     """Return ``message`` as bytes; raise MessagingError if it holds something unsendable."""
     try:
-        return json.dumps(message, default=_default, separators=(",", ":")).encode("utf-8")
+        return _ENCODER.encode(message).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise exception.MessagingError(reason=f"cannot encode message: {exc}") from None
 
 
 def decode(body: bytes) -> dict:
     """Return the message in ``body``; raise ValueError if it is not one of ours."""
-    message = json.loads(body.decode("utf-8"), object_hook=_hook)
+    # The datetime hook costs a Python call per object: only use it when needed.
+    decoder = _DECODER_DT if _DT_MARK in body else _DECODER
+    message = decoder.decode(body.decode("utf-8"))
     if not isinstance(message, dict):
         raise ValueError("a message must be a JSON object")
     return message
