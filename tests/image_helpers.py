@@ -106,3 +106,68 @@ def write_file(path: str, size: int, seed: int = 0) -> str:
             handle.write(chunk)
             remaining -= len(chunk)
     return path
+
+
+class Cloud:
+    """Identity and image APIs on free loopback ports of the test reactor (see :func:`start_cloud`)."""
+
+    tmp: str
+    auth_url: str
+    image_url: str
+    project_id: str
+    identity: object
+
+
+async def start_cloud(testcase) -> Cloud:
+    """Start the built-in identity (Keystone v3) and image APIs on one SQLite database.
+
+    The identity catalog's image endpoint is the image API's port. Creates
+    project ``demo`` with user ``demo`` (password ``secret-pw``, role
+    member). Everything is stopped when the test ends.
+    """
+    import shutil
+
+    from twisted.web import resource
+
+    from nova_twisted import conf as config
+    from nova_twisted.identity import build_identity_resource, build_validator
+    from nova_twisted.identity.api import IdentityAPI
+    from nova_twisted.image.resource import build_image_site
+
+    cloud = Cloud()
+    cloud.tmp = tempfile.mkdtemp(prefix="nova-image-cloud-")
+    testcase.addCleanup(shutil.rmtree, cloud.tmp, True)
+    database = sqlite_database(cloud.tmp)
+    testcase.addCleanup(database.stopService)
+    # Listen first (the catalog needs the ports), then put the real resources in place.
+    identity_site = server.Site(resource.Resource())
+    identity_port = reactor.listenTCP(0, identity_site, interface="127.0.0.1")
+    testcase.addCleanup(identity_port.stopListening)
+    image_holder = server.Site(resource.Resource())
+    image_port = reactor.listenTCP(0, image_holder, interface="127.0.0.1")
+    testcase.addCleanup(image_port.stopListening)
+    cloud.auth_url = f"http://127.0.0.1:{identity_port.getHost().port}/v3"
+    cloud.image_url = f"http://127.0.0.1:{image_port.getHost().port}"
+    conf = config.defaults().with_overrides(
+        {
+            ("identity", "image_url"): cloud.image_url,
+            ("identity", "identity_url"): cloud.auth_url,
+            ("identity", "password_hash_rounds"): 4,
+            ("image", "data_dir"): os.path.join(cloud.tmp, "images"),
+        }
+    )
+    authenticator = Authenticator(build_validator(conf, database, reactor), reactor)
+    identity_site.resource = build_identity_resource(conf, database, reactor, authenticator)
+    image_site = build_image_site(conf, database, reactor, authenticator)
+    image_holder.resource = image_site.resource
+    image_holder.requestFactory = image_site.requestFactory
+    testcase.addCleanup(image_site.resource.close)
+
+    identity = IdentityAPI.from_config(conf, database, reactor)
+    project = await identity.create_project("demo")
+    user = await identity.create_user("demo", password="secret-pw", default_project_id=project["id"])
+    member = await identity.find_role("member")
+    await identity.add_role_assignment(user["id"], project["id"], member["id"])
+    cloud.project_id = project["id"]
+    cloud.identity = identity
+    return cloud

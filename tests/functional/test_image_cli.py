@@ -12,21 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import pytest
-from twisted.internet import reactor, utils
+from twisted.internet import utils
 from twisted.trial import unittest
-from twisted.web import resource, server
 
-from nova_twisted import conf as config
-from nova_twisted.api.auth import Authenticator
-from nova_twisted.db import migration
-from nova_twisted.db.api import Database
-from nova_twisted.image.resource import build_image_site
-from tests.image_helpers import async_test, write_file
+from tests.image_helpers import async_test, start_cloud, write_file
 
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), "openstack")
 
@@ -45,49 +37,12 @@ class OpenStackImageCLITests(unittest.TestCase):
     timeout = 240
 
     async def start_cloud(self):
-        from nova_twisted.identity import build_identity_resource, build_validator
-        from nova_twisted.identity.api import IdentityAPI
-
-        self.tmp = tempfile.mkdtemp(prefix="nova-image-cli-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        url = f"sqlite:///{self.tmp}/nova.sqlite"
-        migration.sync(url)
-        database = Database(url, reactor)
-        self.addCleanup(database.stopService)
-        # Listen first (the catalog needs the ports), then put the real resources in place.
-        identity_site = server.Site(resource.Resource())
-        identity_port = reactor.listenTCP(0, identity_site, interface="127.0.0.1")
-        self.addCleanup(identity_port.stopListening)
-        image_holder = server.Site(resource.Resource())
-        image_port = reactor.listenTCP(0, image_holder, interface="127.0.0.1")
-        self.addCleanup(image_port.stopListening)
-        identity_url = f"http://127.0.0.1:{identity_port.getHost().port}"
-        image_url = f"http://127.0.0.1:{image_port.getHost().port}"
-        conf = config.defaults().with_overrides(
-            {
-                ("identity", "image_url"): image_url,
-                ("identity", "identity_url"): f"{identity_url}/v3",
-                ("identity", "password_hash_rounds"): 4,
-                ("image", "data_dir"): os.path.join(self.tmp, "images"),
-            }
-        )
-        validator = build_validator(conf, database, reactor)
-        authenticator = Authenticator(validator, reactor)
-        identity_site.resource = build_identity_resource(conf, database, reactor, authenticator)
-        image_site = build_image_site(conf, database, reactor, authenticator)
-        image_holder.resource = image_site.resource
-        self.addCleanup(image_site.resource.close)
-        image_holder.requestFactory = image_site.requestFactory
-
-        identity = IdentityAPI.from_config(conf, database, reactor)
-        project = await identity.create_project("demo")
-        user = await identity.create_user("demo", password="secret-pw", default_project_id=project["id"])
-        member = await identity.find_role("member")
-        await identity.add_role_assignment(user["id"], project["id"], member["id"])
-        self.project_id = project["id"]
+        self.cloud = await start_cloud(self)
+        self.tmp = self.cloud.tmp
+        self.project_id = self.cloud.project_id
         self.env = dict(
             os.environ,
-            OS_AUTH_URL=f"{identity_url}/v3",
+            OS_AUTH_URL=self.cloud.auth_url,
             OS_IDENTITY_API_VERSION="3",
             OS_IMAGE_API_VERSION="2",
             OS_USERNAME="demo",
