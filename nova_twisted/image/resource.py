@@ -17,6 +17,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import http, server
 
@@ -116,7 +117,8 @@ class UploadSink:
     def __init__(self, api: "ImageAPI", request, image_id: str, length: int | None):
         self.api = api
         self.request = request
-        self.transport = request.channel.transport
+        # What HTTPChannel itself pauses (the TCP or TLS transport); without one, no backpressure.
+        self.producer = IPushProducer(request.channel.transport, None)
         self.upload: ImageUpload | None = None
         self.error: BaseException | None = None
         self.lost = False
@@ -126,15 +128,15 @@ class UploadSink:
         self._started = defer.ensureDeferred(self._start(image_id, length))
 
     def _pause(self, why: str) -> None:
-        if not self._pausers:
-            self.transport.pauseProducing()
+        if not self._pausers and self.producer is not None:
+            self.producer.pauseProducing()
         self._pausers.add(why)
 
     def _resume(self, why: str) -> None:
         if why in self._pausers:
             self._pausers.discard(why)
-            if not self._pausers and not self.lost:
-                self.transport.resumeProducing()
+            if not self._pausers and not self.lost and self.producer is not None:
+                self.producer.resumeProducing()
 
     async def _start(self, image_id: str, length: int | None) -> None:
         try:
