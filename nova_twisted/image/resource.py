@@ -12,29 +12,25 @@ a thread pool by a push producer that pauses while the client is slow.
 
 from __future__ import annotations
 
-import io
 import re
 from urllib.parse import parse_qsl, urlencode
 
-from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import http, server
 
 from nova_twisted import exception
 from nova_twisted.api.http import HANDLED, ApiRequest, JSONRouter, Response
-from nova_twisted.context import generate_request_id
 from nova_twisted.image import schemas
-from nova_twisted.image.store import CORE_VIEW, READ_ONLY, RESERVED, ImageStore, ImageUpload, parse_sort
+from nova_twisted.image.model import CORE_VIEW, READ_ONLY, RESERVED, parse_sort
+from nova_twisted.image.store import ImageStore
 from nova_twisted.image.streams import FileProducer
+from nova_twisted.image.uploads import StreamingUploadRequest, UnsupportedMediaType, UploadSink, check_octet_stream
 
 log = Logger(namespace="nova.image.api")
 
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 VERSIONS = [f"v2.{minor}" for minor in range(9, -1, -1)]
 _UPLOAD_PATH = re.compile(r"^/v2/images/(?P<image_id>[^/?]+)/file/?(\?.*)?$")
-#: Bytes of an upload kept in memory while the caller is being authenticated.
-_EARLY_BUFFER = 4 * 1024 * 1024
 
 
 def glance_error_body(exc: exception.NovaError) -> dict:
@@ -77,155 +73,9 @@ def _base_url(raw) -> str:
     return f"{'https' if raw.isSecure() else 'http'}://{host}"
 
 
-class _Unsupported(exception.Invalid):
-    code = 415
-    msg_fmt = "%(reason)s"
-
-
 class _RangeNotSatisfiable(exception.NovaError):
     code = 416
     msg_fmt = "Requested range not satisfiable"
-
-
-class _HeadersOnly:
-    """What the authenticator needs of a request whose body has not arrived yet."""
-
-    def __init__(self, request):
-        self._request = request
-        self.raw = self
-        self.request_id = generate_request_id()
-        self.context = None
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        value = self._request.getHeader(name)
-        return value if value is not None else default
-
-    def getClientAddress(self):  # noqa: N802 - the name the authenticator calls
-        return self._request.channel.transport.getPeer()
-
-
-class UploadSink:
-    """Receives an upload's body as it arrives and writes it into the image.
-
-    Started when the request's headers are in: it authenticates the caller,
-    moves the image to saving and opens the file while the first chunks are
-    held (at most a few MiB, then the connection is paused). Any error is
-    kept and raised by :meth:`finish`; the rest of the body is then
-    discarded. A connection lost mid-body kills the image.
-    """
-
-    def __init__(self, api: "ImageAPI", request, image_id: str, length: int | None):
-        self.api = api
-        self.request = request
-        # What HTTPChannel itself pauses (the TCP or TLS transport); without one, no backpressure.
-        self.producer = IPushProducer(request.channel.transport, None)
-        self.upload: ImageUpload | None = None
-        self.error: BaseException | None = None
-        self.lost = False
-        self._held: list[bytes] = []
-        self._held_bytes = 0
-        self._pausers: set[str] = set()
-        self._started = defer.ensureDeferred(self._start(image_id, length))
-
-    def _pause(self, why: str) -> None:
-        if not self._pausers and self.producer is not None:
-            self.producer.pauseProducing()
-        self._pausers.add(why)
-
-    def _resume(self, why: str) -> None:
-        if why in self._pausers:
-            self._pausers.discard(why)
-            if not self._pausers and not self.lost and self.producer is not None:
-                self.producer.resumeProducing()
-
-    async def _start(self, image_id: str, length: int | None) -> None:
-        try:
-            headers = _HeadersOnly(self.request)
-            await self.api.authenticate(headers)
-            _check_octet_stream(headers.header("content-type"))
-            upload = await self.api.store.begin_upload(headers.context, image_id, length)
-        except Exception as exc:  # noqa: BLE001 - kept and raised from finish()
-            self.error = exc
-            self._held = []
-            self._resume("start")
-            return
-        self.upload = upload
-        writer = upload.writer
-        writer.pause = lambda: self._pause("disk")
-        writer.resume = lambda: self._resume("disk")
-        held, self._held = self._held, []
-        for chunk in held:
-            writer.write(chunk)
-        self._resume("start")
-        if self.lost:
-            await upload.abort()
-
-    def data_received(self, data: bytes) -> None:
-        """A chunk of the body (reactor thread)."""
-        if self.error is not None:
-            return
-        if self.upload is None:
-            self._held.append(data)
-            self._held_bytes += len(data)
-            if self._held_bytes > _EARLY_BUFFER:
-                self._pause("start")
-            return
-        self.upload.writer.write(data)
-
-    def connection_lost(self) -> None:
-        """The client went away: a partial upload kills the image."""
-        if self.lost:
-            return
-        self.lost = True
-        if self.upload is not None and not self.upload.finished:
-            d = defer.ensureDeferred(self.upload.abort())
-            d.addErrback(lambda f: log.failure("aborting an upload failed", f))
-
-    async def finish(self) -> dict:
-        """Once the whole body is in: commit the image; return it or raise the kept error."""
-        await self._started
-        if self.error is not None:
-            raise self.error
-        return await self.upload.commit()
-
-
-def _check_octet_stream(content_type: str | None) -> None:
-    if content_type and content_type.split(";")[0].strip().lower() != "application/octet-stream":
-        raise _Unsupported(reason=f"Content type {content_type} is not supported for image data.")
-
-
-class StreamingUploadRequest(server.Request):
-    """A Twisted Web request that hands an image upload's body to an :class:`UploadSink` as it arrives.
-
-    The site's root resource decides through ``open_upload_sink(request,
-    path, length)``; any other request behaves exactly as a plain
-    ``server.Request``.
-    """
-
-    upload_sink: UploadSink | None = None
-
-    def gotLength(self, length):  # noqa: N802 - Twisted's name
-        channel = self.channel
-        opener = getattr(getattr(getattr(channel, "site", None), "resource", None), "open_upload_sink", None)
-        # The request line is only on the channel until the body is in.
-        method, path = getattr(channel, "_command", None), getattr(channel, "_path", None)
-        if opener is not None and method == b"PUT" and path:
-            self.upload_sink = opener(self, path, length)
-        if self.upload_sink is None:
-            super().gotLength(length)
-        else:
-            self.content = io.BytesIO()
-
-    def handleContentChunk(self, data):  # noqa: N802 - Twisted's name
-        if self.upload_sink is not None:
-            self.upload_sink.data_received(data)
-        else:
-            super().handleContentChunk(data)
-
-    def connectionLost(self, reason):  # noqa: N802 - Twisted's name
-        if self.upload_sink is not None:
-            self.upload_sink.connection_lost()
-        super().connectionLost(reason)
 
 
 class ImageRouter(JSONRouter):
@@ -341,13 +191,15 @@ class ImageAPI:
     async def patch(self, req: ApiRequest) -> dict:
         content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
         if content_type not in PATCH_TYPES:
-            raise _Unsupported(reason=f"Unsupported Content-Type {content_type or '(none)'}; use {PATCH_TYPES[0]}.")
+            raise UnsupportedMediaType(
+                reason=f"Unsupported Content-Type {content_type or '(none)'}; use {PATCH_TYPES[0]}."
+            )
         ops = req.json()
         if not isinstance(ops, list):
             raise exception.InvalidRequest(reason="Request body must be a JSON array of operation objects.")
         image_id = req.params["image_id"]
         image = await self.store.show(req.context, image_id)
-        changes, remove, tags = _changes_from_patch(image, ops)
+        changes, remove, tags = changes_from_patch(image, ops)
         if changes or remove:
             image = await self.store.update(req.context, image_id, changes, remove)
         if tags is not None:
@@ -370,7 +222,7 @@ class ImageAPI:
         if sink is not None:
             await sink.finish()
             return Response(204)
-        _check_octet_stream(req.header("content-type"))
+        check_octet_stream(req.header("content-type"))
         content = req.raw.content
         length = req.header("content-length")
         upload = await self.store.begin_upload(req.context, req.params["image_id"], int(length) if length else None)
@@ -394,7 +246,7 @@ class ImageAPI:
         offset, length, status = 0, size, 200
         range_header = req.header("range")
         if range_header:
-            parsed = _parse_range(range_header, size)
+            parsed = parse_range(range_header, size)
             if parsed is None:
                 return Response(
                     416, glance_error_body(_RangeNotSatisfiable()), headers={"Content-Range": f"bytes */{size}"}
@@ -465,7 +317,7 @@ class ImageAPI:
         return Response(204)
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """(offset, length) of a single ``bytes=`` range within ``size``, or None if unsatisfiable."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
@@ -497,7 +349,7 @@ def _pointer(path) -> str:
     return parts[0].replace("~1", "/").replace("~0", "~")
 
 
-def _changes_from_patch(image: dict, ops: list) -> tuple[dict, list, list | None]:
+def changes_from_patch(image: dict, ops: list) -> tuple[dict, list, list | None]:
     """Apply a Glance JSON patch to ``image``; return (changes, removed properties, new tags or None)."""
     current = dict(image)
     changes: dict = {}

@@ -10,8 +10,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from nova_twisted import exception
-from nova_twisted.image.resource import _changes_from_patch, _parse_range
-from nova_twisted.image.store import image_view, parse_filters, parse_sort
+from nova_twisted.image.model import image_view, parse_filters, parse_sort
+from nova_twisted.image.resource import changes_from_patch, parse_range
 from nova_twisted.image.streams import HashingWriter
 
 
@@ -55,22 +55,22 @@ class SortTests(unittest.TestCase):
 
 class RangeTests(unittest.TestCase):
     def test_ranges_within_the_image(self):
-        self.assertEqual(_parse_range("bytes=0-9", 100), (0, 10))
-        self.assertEqual(_parse_range("bytes=90-", 100), (90, 10))
-        self.assertEqual(_parse_range("bytes=-5", 100), (95, 5))
-        self.assertEqual(_parse_range("bytes=95-500", 100), (95, 5))
+        self.assertEqual(parse_range("bytes=0-9", 100), (0, 10))
+        self.assertEqual(parse_range("bytes=90-", 100), (90, 10))
+        self.assertEqual(parse_range("bytes=-5", 100), (95, 5))
+        self.assertEqual(parse_range("bytes=95-500", 100), (95, 5))
 
     def test_unsatisfiable_ranges(self):
         for header in ("bytes=100-", "bytes=5-1", "bytes=0-1,4-5", "items=0-1", "bytes=-0", "bytes=a-b"):
-            self.assertIsNone(_parse_range(header, 100), header)
-        self.assertIsNone(_parse_range("bytes=0-0", 0))
+            self.assertIsNone(parse_range(header, 100), header)
+        self.assertIsNone(parse_range("bytes=0-0", 0))
 
 
 class PatchTests(unittest.TestCase):
     image = {"name": "a", "min_ram": 0, "owner": "p", "tags": ["t"], "os_distro": "debian", "visibility": "shared"}
 
     def test_operations_become_changes_removals_and_tags(self):
-        changes, removed, tags = _changes_from_patch(
+        changes, removed, tags = changes_from_patch(
             self.image,
             [
                 {"op": "replace", "path": "/name", "value": "b"},
@@ -96,7 +96,7 @@ class PatchTests(unittest.TestCase):
             ([{"op": "test", "path": "/name", "value": "a"}], exception.Invalid),
         ]
         for ops, error in cases:
-            self.assertRaises(error, _changes_from_patch, self.image, ops)
+            self.assertRaises(error, changes_from_patch, self.image, ops)
 
 
 class ViewTests(unittest.TestCase):
