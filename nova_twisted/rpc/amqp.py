@@ -38,8 +38,9 @@ from zope.interface import implementer
 
 from nova_twisted import exception
 from nova_twisted.rpc import serializer
+from nova_twisted.rpc.amqp_listener import AMQPListener
 from nova_twisted.rpc.amqp_protocol import AMQPProtocol, NovaDelegate, load_spec
-from nova_twisted.rpc.interfaces import IListener, IMessageTransport
+from nova_twisted.rpc.interfaces import IMessageTransport
 
 log = Logger(namespace="nova.rpc.amqp")
 
@@ -358,13 +359,13 @@ class AMQPTransport:
             if (out.kind == _CAST or out.kind == _FANOUT) and not out.done:
                 out.queued_at = now
                 held.append(out)
+        abandoned = []
         for call in list(self._calls.values()):
-            if self.retry_calls:
-                if not call.outgoing.done:
-                    call.outgoing.queued_at = now
-                    held.append(call.outgoing)
-            else:
-                self._fail_call(call, "the connection to the broker was lost while waiting for the reply")
+            if not self.retry_calls:
+                abandoned.append(call)
+            elif not call.outgoing.done:
+                call.outgoing.queued_at = now
+                held.append(call.outgoing)
         # Re-send what the broker may not have, before anything made since.
         held = [out for out in held if out not in self._backlog]
         self._backlog.extendleft(reversed(held))
@@ -372,6 +373,9 @@ class AMQPTransport:
             listener._connection_lost()
         self._start_sweeper()
         self._schedule_reconnect()
+        # Last: a caller's errback may close the transport.
+        for call in abandoned:
+            self._fail_call(call, "the connection to the broker was lost while waiting for the reply")
 
     def _schedule_reconnect(self) -> None:
         if self._closing or self._closed or self._reconnect_call is not None:
@@ -586,6 +590,8 @@ class AMQPTransport:
             self._send(out)
 
     def _start_sweeper(self) -> None:
+        if self._closed or self._closing:
+            return
         if self._sweeper is None or not self._sweeper.active():
             self._sweeper = self.clock.callLater(min(1.0, self.queued_timeout or 1.0), self._sweep)
 
@@ -691,11 +697,16 @@ class AMQPTransport:
             call.timer.cancel()
         call.deferred.errback(exception.MessagingError(reason=reason))
 
+    def publish_reply(self, reply_to: str, body: bytes, correlation_id: str) -> None:
+        """Send a reply on the current connection (for handlers that outlived theirs)."""
+        if self.connected:
+            self._publish(_Outgoing(_REPLY, "", reply_to, body, None, correlation_id))
+
     # -- listening -------------------------------------------------------------
     def listen(self, topic: str, server: str | None, handler) -> defer.Deferred:
         if not self.connected:
             return defer.fail(exception.MessagingError(reason="the transport is not connected"))
-        listener = AMQPListener(self, topic, server, handler, next(self._channel_ids))
+        listener = AMQPListener(self, topic, server, handler, next(self._channel_ids), self.exchange, self.prefetch)
         self._listeners.append(listener)
         d = defer.ensureDeferred(listener._setup(self.protocol))
 
@@ -706,161 +717,6 @@ class AMQPTransport:
 
         d.addCallbacks(lambda _: listener, failed)
         return d
-
-
-@implementer(IListener)
-class AMQPListener:
-    """Consumes a topic's shared queue, its server queue and its fanout on one channel."""
-
-    def __init__(self, transport: AMQPTransport, topic: str, server: str | None, handler, channel_id: int):
-        self.transport = transport
-        self.topic = topic
-        self.server = server
-        self.handler = handler
-        self.channel_id = channel_id
-        self.in_flight = 0
-        self.stopped = False
-        self.fanout_queue = ""
-        self._tag_prefix = f"{transport._cid_prefix}{channel_id}."
-        self._tags: list[str] = []
-        self._protocol: AMQPProtocol | None = None
-        self._drained: list[defer.Deferred] = []
-
-    @property
-    def queues(self) -> list[str]:
-        names = [self.topic]
-        if self.server:
-            names.append(f"{self.topic}.{self.server}")
-        return names
-
-    async def _setup(self, proto: AMQPProtocol) -> None:
-        """(Re)declare and consume on ``proto``: called on listen and after each reconnect."""
-        if self.stopped:
-            return
-        transport = self.transport
-        ch = await proto.channel(self.channel_id)
-        await ch.channel_open()
-        if transport.prefetch:
-            await ch.basic_qos(prefetch_count=min(transport.prefetch, 65535))
-        for name in self.queues:
-            await ch.queue_declare(queue=name, durable=True, arguments=transport.queue_arguments)
-            await ch.queue_bind(queue=name, exchange=transport.exchange, routing_key=name)
-        fanout_exchange = f"{self.topic}_fanout"
-        # A new name per connection, as for the reply queue.
-        self.fanout_queue = f"{self.topic}_fanout_{uuid.uuid4().hex[:16]}"
-        await ch.exchange_declare(exchange=fanout_exchange, type="fanout", durable=True)
-        await ch.queue_declare(
-            queue=self.fanout_queue, exclusive=True, auto_delete=True, arguments=transport.queue_arguments
-        )
-        await ch.queue_bind(queue=self.fanout_queue, exchange=fanout_exchange, routing_key="")
-        self._protocol = proto
-        self._tags = []
-        for name in [*self.queues, self.fanout_queue]:
-            tag = self._tag_prefix + name
-            proto.consumers[tag] = self._on_delivery
-            await ch.basic_consume(queue=name, consumer_tag=tag)
-            self._tags.append(tag)
-
-    def _connection_lost(self) -> None:
-        # Unacknowledged deliveries go back to their queues on the broker;
-        # handlers still running finish, but their acks have nowhere to go.
-        self._protocol = None
-
-    def _on_delivery(self, delivery, body: bytes) -> None:
-        proto = self._protocol
-        if self.stopped or proto is None:
-            if proto is not None:
-                proto.nack(delivery.channel, delivery.delivery_tag, requeue=True)
-            return
-        try:
-            message = serializer.decode(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.error(
-                "undecodable message on {queue} dead-lettered to {dlq}: {error}",
-                queue=delivery.routing_key or self.topic,
-                dlq=self.transport.dead_letter_queue,
-                error=exc,
-            )
-            proto.reject(delivery.channel, delivery.delivery_tag, requeue=False)
-            return
-        self.in_flight += 1
-        reply_to = delivery.reply_to
-        try:
-            result = self.handler(message, reply_to is not None)
-        except Exception:  # noqa: BLE001 - a failing handler is logged; the message is done
-            result = Failure()
-        if isinstance(result, defer.Deferred):
-            result.addBoth(self._handled, proto, delivery)
-        else:
-            self._handled(result, proto, delivery)
-
-    def _handled(self, result, proto: AMQPProtocol, delivery) -> None:
-        self.in_flight -= 1
-        if isinstance(result, Failure):
-            log.failure("message handler failed", result)
-            result = None
-        if proto is self._protocol and proto.transport is not None and not proto.closed:
-            if delivery.reply_to is not None and result is not None:
-                try:
-                    body = serializer.encode(result)
-                except exception.MessagingError as exc:
-                    body = serializer.encode({"failure": {"type": "MessagingError", "ours": True, "message": str(exc)}})
-                proto.publish(
-                    self.channel_id,
-                    "",
-                    delivery.reply_to,
-                    body,
-                    correlation_id=delivery.correlation_id,
-                    now=True,
-                    ack=delivery.delivery_tag,
-                )
-            else:
-                proto.ack(self.channel_id, delivery.delivery_tag)
-        elif delivery.reply_to is not None and result is not None and self.transport.connected:
-            # The connection dropped mid-handler: the request goes back to
-            # the queue and will be handled again; answer now anyway.
-            self.transport._publish(
-                _Outgoing(_REPLY, "", delivery.reply_to, serializer.encode(result), None, delivery.correlation_id)
-            )
-        if self.in_flight == 0 and self._drained:
-            waiting, self._drained = self._drained, []
-            for d in waiting:
-                d.callback(None)
-
-    def stop(self) -> defer.Deferred:
-        """Stop consuming; fire once the handlers in flight finished (and were acked)."""
-        return defer.ensureDeferred(self._stop())
-
-    async def _stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            proto = self._protocol
-            if proto is not None and not proto.closed:
-                try:
-                    ch = await proto.channel(self.channel_id)
-                    for tag in self._tags:
-                        await ch.basic_cancel(consumer_tag=tag)
-                        proto.consumers.pop(tag, None)
-                except Exception as exc:  # noqa: BLE001 - a dead connection cancelled them already
-                    log.debug("cancelling consumers: {error}", error=exc)
-            if self in self.transport._listeners:
-                self.transport._listeners.remove(self)
-        if self.in_flight:
-            d = defer.Deferred()
-            self._drained.append(d)
-            await d
-
-    def abort(self) -> None:
-        """Die as a crashed consumer would: drop the channel; the broker requeues what is unacked."""
-        self.stopped = True
-        proto, self._protocol = self._protocol, None
-        if self in self.transport._listeners:
-            self.transport._listeners.remove(self)
-        self.in_flight = 0
-        if proto is not None and not proto.closed:
-            for tag in self._tags:
-                proto.consumers.pop(tag, None)
-            proto.channel(self.channel_id).addCallback(lambda ch: ch.channel_close(reply_code=200, reply_text="abort"))
 
 
 def _describe(exc) -> str:
