@@ -71,6 +71,7 @@ class UploadSink:
         self.upload: ImageUpload | None = None
         self.error: BaseException | None = None
         self.lost = False
+        self.body_complete = False
         self._held: list[bytes] = []
         self._held_bytes = 0
         self._pausers: set[str] = set()
@@ -106,7 +107,7 @@ class UploadSink:
         for chunk in held:
             writer.write(chunk)
         self._resume("start")
-        if self.lost:
+        if self.lost and not self.body_complete:
             await upload.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -122,16 +123,17 @@ class UploadSink:
         self.upload.writer.write(data)
 
     def connection_lost(self) -> None:
-        """The client went away: a partial upload kills the image."""
+        """The client went away: a partial upload kills the image (a complete one is still committed)."""
         if self.lost:
             return
         self.lost = True
-        if self.upload is not None and not self.upload.finished:
+        if self.upload is not None and not self.upload.finished and not self.body_complete:
             d = defer.ensureDeferred(self.upload.abort())
             d.addErrback(lambda f: log.failure("aborting an upload failed", f))
 
     async def finish(self) -> dict:
         """Once the whole body is in: commit the image; return it or raise the kept error."""
+        self.body_complete = True
         await self._started
         if self.error is not None:
             raise self.error
@@ -139,6 +141,7 @@ class UploadSink:
 
 
 def check_octet_stream(content_type: str | None) -> None:
+    """UnsupportedMediaType unless the body is application/octet-stream (or says nothing)."""
     if content_type and content_type.split(";")[0].strip().lower() != "application/octet-stream":
         raise UnsupportedMediaType(reason=f"Content type {content_type} is not supported for image data.")
 
