@@ -74,8 +74,11 @@ def run_client(url, topic, casts, calls, concurrency):
     transport = _transport(url)
     client = oslo_messaging.get_rpc_client(transport, oslo_messaging.Target(topic=topic), timeout=60)
     client.call({}, "echo", value="warm-up")
-    base = client.call({}, "count")
     results = {"casts_failed": 0}
+    timed_calls(client, 200, 1)  # warm-up
+    results["calls_per_s_seq"], results["seq_latencies"] = timed_calls(client, calls, 1)
+    results["calls_per_s_conc"], results["conc_latencies"] = timed_calls(client, calls, concurrency)
+    base = client.call({}, "count")
     started = time.perf_counter()
     for i in range(casts):
         client.cast({}, "record", value=i)
@@ -85,9 +88,6 @@ def run_client(url, topic, casts, calls, concurrency):
     consumed_at = time.perf_counter()
     results["casts_per_s_sent"] = casts / (sent_at - started)
     results["casts_per_s_consumed"] = casts / (consumed_at - started)
-    timed_calls(client, 200, 1)  # warm-up
-    results["calls_per_s_seq"], results["seq_latencies"] = timed_calls(client, calls, 1)
-    results["calls_per_s_conc"], results["conc_latencies"] = timed_calls(client, calls, concurrency)
     transport.cleanup()
     print(json.dumps(results), flush=True)
 

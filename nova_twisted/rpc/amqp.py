@@ -44,7 +44,8 @@ from nova_twisted.rpc.interfaces import IMessageTransport
 
 log = Logger(namespace="nova.rpc.amqp")
 
-PUBLISH_CHANNEL = 1  # confirm mode: casts, fanouts, calls
+PUBLISH_CHANNEL = 1  # confirm mode: casts and fanouts
+CALL_CHANNEL = 4  # no confirms: calls and late replies (a call waits for its reply instead)
 REPLY_CHANNEL = 2  # the reply queue's consumer (no-ack)
 ADMIN_CHANNEL = 3  # declarations made on behalf of senders
 FIRST_LISTENER_CHANNEL = 10
@@ -300,6 +301,8 @@ class AMQPTransport:
         publish = await proto.channel(PUBLISH_CHANNEL)
         await publish.channel_open()
         await publish.confirm_select()
+        calls = await proto.channel(CALL_CHANNEL)
+        await calls.channel_open()
         admin = await proto.channel(ADMIN_CHANNEL)
         await admin.channel_open()
         await admin.exchange_declare(exchange=self.exchange, type="topic", durable=True)
@@ -526,11 +529,15 @@ class AMQPTransport:
         self._start_sweeper()
 
     def _publish(self, out: _Outgoing) -> None:
-        self._seq += 1
-        self._unconfirmed.append((self._seq, out))
         kind = out.kind
+        if kind == _CAST or kind == _FANOUT:
+            channel = PUBLISH_CHANNEL
+            self._seq += 1
+            self._unconfirmed.append((self._seq, out))
+        else:
+            channel = CALL_CHANNEL
         self.protocol.publish(
-            PUBLISH_CHANNEL,
+            channel,
             out.exchange,
             out.routing_key,
             out.body,
@@ -629,18 +636,9 @@ class AMQPTransport:
 
     def _confirmed(self, out: _Outgoing, ok: bool) -> None:
         if ok:
-            if out.kind != _CALL:
-                out.succeed()
-            return
-        if out.kind == _REPLY:
-            return
-        reason = f"the broker refused the message for {out.exchange}/{out.routing_key} (basic.nack)"
-        if out.kind == _CALL:
-            call = self._calls.get(out.correlation_id)
-            if call is not None:
-                self._fail_call(call, reason)
+            out.succeed()
         else:
-            out.fail(reason)
+            out.fail(f"the broker refused the message for {out.exchange}/{out.routing_key} (basic.nack)")
 
     def _on_return(self, delivery, body: bytes) -> None:
         """A mandatory message no queue took: its queue vanished under us."""
