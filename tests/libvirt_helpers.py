@@ -45,6 +45,8 @@ def libvirt_conf(instances_path: str, uri: str = QEMU_URI, **overrides):
         ("libvirt", "connection_uri"): uri,
         ("libvirt", "soft_reboot_timeout"): 20,
         ("libvirt", "resize_shutdown_timeout"): 10,
+        # Several verbose boots must fit: tests count the banners in the console's tail.
+        ("libvirt", "console_log_max_bytes"): 1024 * 1024,
         ("compute", "instances_path"): instances_path,
         ("vnc", "enabled"): True,
         ("spice", "enabled"): True,

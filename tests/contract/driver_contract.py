@@ -287,6 +287,7 @@ class ComputeDriverContract:
         await self.driver.reboot(self.ctxt, instance, "SOFT")
         await self._assert_state(instance, states.RUNNING)
         await self._wait_for_boot(instance, boots=2)
+        await self.after_soft_reboot(instance)
         await self.driver.reboot(self.ctxt, instance, "HARD")
         await self._assert_state(instance, states.RUNNING)
         await self._wait_for_boot(instance, boots=3)
@@ -392,6 +393,7 @@ class ComputeDriverContract:
     async def test_resize_then_revert_then_resize_and_confirm(self):
         await self._setup()
         instance = await self._spawn(SMALL, wait_for_boot=True)
+        mark = await self.boot_mark(instance)
         await self.driver.resize(self.ctxt, instance, dict(LARGE))
         info = await self.driver.get_info(instance)
         self.assertEqual((info["state"], info["num_cpu"], info["max_mem_kb"]), (states.RUNNING, 2, 192 * 1024))
@@ -399,17 +401,28 @@ class ComputeDriverContract:
         info = await self.driver.get_info(instance)
         self.assertEqual((info["state"], info["num_cpu"], info["max_mem_kb"]), (states.RUNNING, 1, 128 * 1024))
         await self.after_revert(instance)
+        await self.guest_settled(instance, mark)
+        mark = await self.boot_mark(instance)
         await self.driver.resize(self.ctxt, instance, dict(LARGE))
         await self.driver.confirm_resize(self.ctxt, instance)
         await self.driver.confirm_resize(self.ctxt, instance)  # idempotent
         info = await self.driver.get_info(instance)
         self.assertEqual((info["state"], info["num_cpu"], info["max_mem_kb"]), (states.RUNNING, 2, 192 * 1024))
-        await self.after_confirm(instance)
+        await self.after_confirm(instance, mark)
         await self.driver.destroy(self.ctxt, instance)
         await self._assert_gone(instance)
+
+    async def boot_mark(self, instance):
+        """Hook: something :meth:`guest_settled` can tell later boots from (default: None)."""
+
+    async def guest_settled(self, instance, mark):
+        """Hook: wait until a guest restarted since ``mark`` is ready for a clean shutdown (default: at once)."""
+
+    async def after_soft_reboot(self, instance):
+        """Hook: driver-specific checks once a soft reboot finished and the guest booted again."""
 
     async def after_revert(self, instance):
         """Hook: driver-specific checks once a resize was reverted."""
 
-    async def after_confirm(self, instance):
-        """Hook: driver-specific checks once a resize was confirmed."""
+    async def after_confirm(self, instance, mark):
+        """Hook: driver-specific checks once a resize (restarting the guest after ``mark``) was confirmed."""

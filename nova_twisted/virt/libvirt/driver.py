@@ -579,8 +579,7 @@ class LibvirtDriver:
     async def _restore_from(self, old_dir: str, uuid: str) -> None:
         inst_dir = self._instance_dir(uuid)
         await self.libvirt.run(_hard_stop, uuid, True)
-        await self.libvirt.run_blocking(shutil.rmtree, inst_dir, True)
-        await self.libvirt.run_blocking(os.rename, old_dir, inst_dir)
+        await self.libvirt.run_blocking(_swap_back, inst_dir, old_dir)
         xml = await self.libvirt.run_blocking(_read, os.path.join(inst_dir, "libvirt.xml"))
         await self.libvirt.run(lambda conn: conn.defineXML(xml))
         await self.libvirt.run(self._start, uuid)
@@ -697,6 +696,15 @@ def _keep_for_revert(inst_dir: str, old_dir: str) -> None:
     for name in os.listdir(old_dir):
         if name != "libvirt.xml":
             shutil.copy2(os.path.join(old_dir, name), os.path.join(inst_dir, name))
+
+
+def _swap_back(inst_dir: str, old_dir: str) -> None:
+    """Put the pre-resize directory back, keeping the console log written since (one history)."""
+    log_path = os.path.join(inst_dir, "console.log")
+    if os.path.exists(log_path):
+        os.replace(log_path, os.path.join(old_dir, "console.log"))
+    shutil.rmtree(inst_dir, ignore_errors=True)
+    os.rename(old_dir, inst_dir)
 
 
 def _write(path: str, text: str) -> None:

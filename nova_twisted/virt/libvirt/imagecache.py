@@ -43,6 +43,7 @@ BASE_DIR = "_base"
 RECORD = "images.json"
 _BASE_NAME = re.compile(r"^[0-9a-f]{40}$")
 _PART = re.compile(r"^[0-9a-f]{40}\.part-[0-9a-f]+$")
+_INFO = re.compile(r"^([0-9a-f]{40})\.info$")
 _CHUNK = 1024 * 1024
 
 #: Image disk_format -> the format qemu reads the cached file as.
@@ -277,7 +278,7 @@ class ImageCache:
 
     def _scan(self) -> dict:
         """Return base names with the time each was last used, stale partial files, and recorded bases."""
-        bases, parts = {}, []
+        bases, parts, infos = {}, [], []
         try:
             entries = os.listdir(self.base_dir)
         except FileNotFoundError:
@@ -286,17 +287,19 @@ class ImageCache:
             full = os.path.join(self.base_dir, entry)
             try:
                 if _BASE_NAME.match(entry):
-                    last = os.stat(full).st_mtime
+                    # The sidecar's mtime says when the base was last used (see _touch).
                     try:
-                        last = max(last, os.stat(self._info_path(full)).st_mtime)
+                        bases[entry] = os.stat(self._info_path(full)).st_mtime
                     except FileNotFoundError:
-                        pass
-                    bases[entry] = last
+                        bases[entry] = os.stat(full).st_mtime
                 elif _PART.match(entry):
                     parts.append((entry, os.stat(full).st_mtime))
+                elif _INFO.match(entry):
+                    infos.append(_INFO.match(entry).group(1))
             except FileNotFoundError:
                 continue
-        return {"bases": bases, "parts": parts, "recorded": self._recorded_bases()}
+        orphans = [name for name in infos if name not in bases]
+        return {"bases": bases, "parts": parts, "orphan_infos": orphans, "recorded": self._recorded_bases()}
 
     # -- the cache manager ------------------------------------------------------------
     def manage(self, in_use_image_ids=()) -> defer.Deferred:
@@ -327,6 +330,9 @@ class ImageCache:
                 log.info("removed unused base image {path}", path=path)
             else:
                 result["kept"].append(name)
+        for name in scan["orphan_infos"]:
+            if name not in pending:
+                self._unlink(self._info_path(os.path.join(self.base_dir, name)))
         for entry, mtime in scan["parts"]:
             if now - mtime >= max(self.max_age, 3600):
                 self._unlink(os.path.join(self.base_dir, entry))
