@@ -10,7 +10,7 @@ The initramfs's ``/init`` loads the virtio and ACPI button modules, starts
 a power-button watcher (power button -> clean ``poweroff``), prints what
 it sees (memory, CPUs, the root disk's size and first line), then the
 boot banner ``nova-twisted test guest booted`` and waits. Kernel command
-line switches:
+line switches (and a config drive: its instance uuid and user data are printed too):
 
 - ``nova_test.ignore_acpi=1``: no power-button watcher (a guest that
   ignores ACPI, to test the soft-reboot fallback);
@@ -52,6 +52,8 @@ MODULES = [
     "kernel/drivers/block/virtio_blk.ko",
     "kernel/drivers/acpi/button.ko",
     "kernel/drivers/input/evdev.ko",
+    "kernel/drivers/cdrom/cdrom.ko",
+    "kernel/fs/isofs/isofs.ko",
 ]
 
 INIT = r"""#!/bin/sh
@@ -85,6 +87,15 @@ if [ -e /sys/block/vda/size ]; then
     echo "nova-twisted test guest: root disk vda $(cat /sys/block/vda/size) sectors," \
          "says: $(head -c 31 /dev/vda)"
 fi
+for disk in /dev/vd[b-z]; do
+    [ -e "$disk" ] || continue
+    mkdir -p /mnt && mount -t iso9660 -o ro "$disk" /mnt 2>/dev/null || continue
+    [ -f /mnt/openstack/latest/meta_data.json ] && \
+        echo "nova-twisted test guest: config drive on $disk, uuid $(sed 's/.*"uuid": "\([^"]*\)".*/\1/' /mnt/openstack/latest/meta_data.json)"
+    [ -f /mnt/openstack/latest/user_data ] && \
+        echo "nova-twisted test guest: user data: $(head -c 200 /mnt/openstack/latest/user_data)"
+    umount /mnt
+done
 echo "__BANNER__"
 after="$(opt nova_test.poweroff_after)"
 if [ -n "$after" ]; then
@@ -128,7 +139,7 @@ def build_initramfs(release: str) -> bytes:
     init = INIT.replace("__MODULES__", " ".join(names)).replace("__BANNER__", BANNER)
     out = io.BytesIO()
     directory, regular, link = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755, stat.S_IFLNK | 0o777
-    for name in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"):
+    for name in ("bin", "dev", "proc", "sys", "tmp", "mnt", "lib", "lib/modules"):
         _newc_entry(out, name, directory)
     _newc_entry(out, "dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
     _newc_entry(out, "bin/busybox", regular, busybox)

@@ -42,6 +42,12 @@ OPTS = [
         help="Kernel command line of guests booted from a kernel image (AKI/ARI). An image's "
         "os_command_line property wins over it.",
     ),
+    BoolOpt(
+        "force_config_drive",
+        default=False,
+        help="Give every guest a config drive (an ISO 9660 disk labelled config-2 with its metadata). "
+        "Guests with user data or a key pair get one anyway.",
+    ),
     IntOpt(
         "soft_reboot_timeout",
         default=120,

@@ -10,6 +10,7 @@ sees, the snapshot holds the guest's disk contents.
 
 from __future__ import annotations
 
+import base64
 import os
 
 import libvirt
@@ -206,8 +207,8 @@ class LibvirtGuestBehaviourTest(LibvirtDriverBase, unittest.TestCase):
 
         await wait_until(seen, timeout, f"{count} x {text!r} on the console", interval=0.25)
 
-    async def _spawn(self, flavor=SMALL):
-        instance = self._instance(flavor)
+    async def _spawn(self, flavor=SMALL, **extra):
+        instance = dict(self._instance(flavor), **extra)
         self.addCleanup(lambda: self.driver.destroy(self.ctxt, instance))
         await self.driver.spawn(self.ctxt, instance, self.image_meta)
         return instance
@@ -234,6 +235,16 @@ class LibvirtGuestBehaviourTest(LibvirtDriverBase, unittest.TestCase):
             await self.driver.resize(self.ctxt, instance, dict(SMALL))
         info = await self.driver.get_info(instance)
         self.assertEqual((info["state"], info["num_cpu"]), (states.RUNNING, 2))
+
+    @async_test
+    async def test_user_data_reaches_the_guest_on_a_config_drive(self):
+        await self._setup()
+        user_data = base64.b64encode(b"hello from user data").decode()
+        instance = await self._spawn(user_data=user_data, key_data="ssh-ed25519 AAAAC3 test@key")
+        await self._wait_console(instance, self.banner)
+        output = await self._console(instance)
+        self.assertIn(f"config drive on /dev/vdb, uuid {instance['uuid']}", output)
+        self.assertIn("user data: hello from user data", output)
 
     @async_test
     async def test_instance_files_and_domain_xml(self):

@@ -4,6 +4,8 @@ Files of an instance live in ``<instances_path>/<uuid>/``: ``disk`` (a
 qcow2 overlay on a base image in ``_base/``), ``kernel``/``ramdisk``
 (copies of the AKI/ARI, for direct kernel boot), ``disk.local`` (the
 flavor's ephemeral disk, blank), ``console.log`` (the serial console),
+``disk.config`` (the config drive with metadata and user data, when the
+instance has user data or a key, or [libvirt] force_config_drive is set),
 ``libvirt.xml`` (the domain as defined) and ``images.json`` (the bases
 it was built from, and the image facts needed to rebuild its XML). A
 resize keeps the old directory as ``<uuid>_resize`` until it is confirmed
@@ -30,7 +32,7 @@ from nova_twisted import exception
 from nova_twisted.compute import states
 from nova_twisted.virt.interfaces import IComputeDriver
 from nova_twisted.virt.libvirt import config as vconfig
-from nova_twisted.virt.libvirt import imagecache, qemuimg
+from nova_twisted.virt.libvirt import configdrive, imagecache, qemuimg
 from nova_twisted.virt.libvirt.host import LibvirtHost, power_state
 from nova_twisted.virt.libvirt.resources import host_resources
 
@@ -317,6 +319,9 @@ class LibvirtDriver:
                 await qemuimg.create_blank(self.reactor, local, int(instance["ephemeral_gb"]) * GiB)
             facts = {k: meta.get(k) for k in _IMAGE_FACTS if meta.get(k) not in (None, "")}
             facts.update(kernel=bool(kernel), ramdisk=bool(ramdisk))
+            if configdrive.wanted(instance, self.conf.libvirt.force_config_drive):
+                await self.libvirt.run_blocking(configdrive.build, os.path.join(inst_dir, "disk.config"), instance)
+                facts["config_drive"] = True
             await self.libvirt.run_blocking(_prepare_instance_dir, inst_dir, kernel, ramdisk, bases, facts)
             guest = self._guest_config(instance, facts, self._flavor(instance))
             xml = guest.to_xml()
@@ -367,6 +372,17 @@ class LibvirtDriver:
         disks = [vconfig.GuestDisk(os.path.join(inst_dir, "disk"), cache=self._cache_mode)]
         if int(flavor.get("ephemeral_gb") or 0):
             disks.append(vconfig.GuestDisk(os.path.join(inst_dir, "disk.local"), target="vdb", cache=self._cache_mode))
+        if facts.get("config_drive"):
+            target = "vd" + "abcdefgh"[len(disks)]
+            disks.append(
+                vconfig.GuestDisk(
+                    os.path.join(inst_dir, "disk.config"),
+                    target=target,
+                    driver_type="raw",
+                    cache=self._cache_mode,
+                    readonly=True,
+                )
+            )
         graphics = []
         if self.conf.vnc.enabled:
             graphics.append(vconfig.GuestGraphics("vnc", self.conf.vnc.server_listen, keymap=self.conf.vnc.keymap))
