@@ -32,7 +32,14 @@ class IComputeDriver(Interface):
     def register_event_listener(callback):
         """Have ``callback(instance_uuid, power_state)`` called, on the reactor thread,
         whenever a guest's power state changes on its own (it powered itself
-        off, crashed, was paused from outside)."""
+        off, crashed, was paused from outside).
+
+        A driver may also report changes it made itself (libvirt reports a
+        reboot's stop and start, a snapshot's pause), and events can arrive
+        after the operation that caused them finished: listeners ignore
+        instances with a task in progress and re-read the state with get_info
+        rather than trust the order of events. Events may name guests of
+        other hosts sharing the hypervisor; listeners ignore unknown uuids."""
 
     def list_instances():
         """Deferred firing with the uuids of every guest the driver runs on this host."""
