@@ -42,7 +42,8 @@ def _context_to_wire(ctxt) -> dict:
         return {}
     if type(ctxt) is RequestContext:
         # dataclasses.asdict deep-copies recursively; the fields are flat.
-        wire = dict(ctxt.__dict__)
+        # Fields left at None are left out: from_dict restores them.
+        wire = {key: value for key, value in ctxt.__dict__.items() if value is not None}
         wire["roles"] = list(wire["roles"])
         return wire
     return ctxt.to_wire()

@@ -158,6 +158,7 @@ class AMQPProtocol(AMQClient):
         self._direct = False
         self._batch: list[bytes] | None = None
         self._batch_urgent = False
+        self._method_frames: dict[tuple, bytes] = {}
         self.started.wait().addCallbacks(self._tuned, lambda _: None)
 
     def connectionMade(self):
@@ -362,14 +363,21 @@ class AMQPProtocol(AMQClient):
         batching); ``ack`` acknowledges that delivery tag on the same channel
         in the same write.
         """
-        method = b"".join(
-            (
-                b"\x00\x3c\x00\x28\x00\x00",
-                _pack_shortstr(exchange),
-                _pack_shortstr(routing_key),
-                b"\x01" if mandatory else b"\x00",
+        key = (channel, exchange, routing_key, mandatory)
+        method_frame = self._method_frames.get(key)
+        if method_frame is None:
+            method = b"".join(
+                (
+                    b"\x00\x3c\x00\x28\x00\x00",
+                    _pack_shortstr(exchange),
+                    _pack_shortstr(routing_key),
+                    b"\x01" if mandatory else b"\x00",
+                )
             )
-        )
+            method_frame = _FRAME_HEADER.pack(FRAME_METHOD, channel, len(method)) + method + b"\xce"
+            if len(self._method_frames) > 4096:
+                self._method_frames.clear()
+            self._method_frames[key] = method_frame
         flags = _P_CONTENT_TYPE | _P_DELIVERY_MODE
         props = [_JSON, b"\x02" if persistent else b"\x01"]
         if correlation_id is not None:
@@ -383,9 +391,7 @@ class AMQPProtocol(AMQClient):
             props.append(_pack_shortstr(expiration))
         header = _CONTENT_HEADER.pack(BASIC, 0, len(body), flags) + b"".join(props)
         parts = [
-            _FRAME_HEADER.pack(FRAME_METHOD, channel, len(method)),
-            method,
-            b"\xce",
+            method_frame,
             _FRAME_HEADER.pack(FRAME_HEADER, channel, len(header)),
             header,
             b"\xce",
