@@ -67,14 +67,19 @@ async def upload_file(store, ctxt, path: str, name: str, disk_format: str, conta
     return await store.upload(ctxt, image["id"], path)
 
 
-async def upload_test_guest(store, ctxt, os_command_line: str | None = None) -> dict:
-    """Upload the tiny guest AMI-style; return the machine image's image_meta (with kernel_id/ramdisk_id)."""
+async def upload_test_guest(store, ctxt, os_command_line: str | None = None, disk_format: str = "qcow2") -> dict:
+    """Upload the tiny guest AMI-style; return the machine image's image_meta (with kernel_id/ramdisk_id).
+
+    ``disk_format`` "ami" uploads the raw machine image as an ami, "qcow2" the qcow2 one.
+    """
     guest = tiny_guest()
     kernel = await upload_file(store, ctxt, guest["kernel"], "test-guest-kernel", "aki", "aki")
     ramdisk = await upload_file(store, ctxt, guest["ramdisk"], "test-guest-ramdisk", "ari", "ari")
     props = {"kernel_id": kernel["id"], "ramdisk_id": ramdisk["id"]}
     if os_command_line:
         props["os_command_line"] = os_command_line
+    if disk_format == "ami":
+        return await upload_file(store, ctxt, guest["raw_disk"], "test-guest", "ami", "ami", **props)
     return await upload_file(store, ctxt, guest["disk"], "test-guest", "qcow2", "bare", **props)
 
 

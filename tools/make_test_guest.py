@@ -3,8 +3,9 @@
 
 The guest is booted AMI-style: a kernel (``vmlinuz``, the host's
 linux-image-cloud-amd64 kernel, uploaded as an ``aki``), a busybox
-initramfs (``initrd.gz``, an ``ari``) and a small qcow2 machine image
-(``disk.qcow2``, an ``ami`` with kernel_id/ramdisk_id properties).
+initramfs (``initrd.gz``, an ``ari``) and a machine image with
+kernel_id/ramdisk_id properties: ``disk.raw`` (16 MiB, sparse) as an
+``ami``, or ``disk.qcow2`` (1 GiB virtual) as a ``qcow2`` image.
 
 The initramfs's ``/init`` loads the virtio and ACPI button modules, starts
 a power-button watcher (power button -> clean ``poweroff``), prints what
@@ -154,17 +155,16 @@ def build_initramfs(release: str) -> bytes:
     return gzip.compress(out.getvalue(), compresslevel=6, mtime=0)
 
 
-def build_disk(path: str, size: str = "1G") -> None:
-    """Write a qcow2 machine image whose first MiB repeats DISK_MARKER."""
-    raw = path + ".raw"
+def build_disks(qcow2: str, raw: str, qcow2_size: str = "1G", raw_size: int = 16 * 1024 * 1024) -> None:
+    """Write the machine images, whose first MiB repeats DISK_MARKER: a qcow2 one and a small
+    sparse raw one (for an ``ami``, whose data is a raw disk)."""
     with open(raw, "wb") as handle:
         handle.write(DISK_MARKER * (1024 * 1024 // len(DISK_MARKER) + 1))
         handle.truncate(1024 * 1024)
-    try:
-        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path], check=True)
-        subprocess.run(["qemu-img", "resize", "-q", "-f", "qcow2", path, size], check=True)
-    finally:
-        os.unlink(raw)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow2], check=True)
+    subprocess.run(["qemu-img", "resize", "-q", "-f", "qcow2", qcow2, qcow2_size], check=True)
+    with open(raw, "r+b") as handle:
+        handle.truncate(raw_size)
 
 
 def cache_dir() -> str:
@@ -182,6 +182,7 @@ def paths(directory: str) -> dict:
         "kernel": os.path.join(directory, "vmlinuz"),
         "ramdisk": os.path.join(directory, "initrd.gz"),
         "disk": os.path.join(directory, "disk.qcow2"),
+        "raw_disk": os.path.join(directory, "disk.raw"),
         "banner": BANNER,
         "disk_marker": DISK_MARKER.decode().strip(),
     }
@@ -191,7 +192,7 @@ def build(output: str | None = None, force: bool = False) -> dict:
     """Build the guest into ``output`` (default: the cache) unless it is there; return paths()."""
     directory = output or cache_dir()
     result = paths(directory)
-    if not force and all(os.path.exists(result[k]) for k in ("kernel", "ramdisk", "disk")):
+    if not force and all(os.path.exists(result[k]) for k in ("kernel", "ramdisk", "disk", "raw_disk")):
         return result
     kernel, release = _kernel()
     parent = os.path.dirname(os.path.abspath(directory))
@@ -201,14 +202,18 @@ def build(output: str | None = None, force: bool = False) -> dict:
         shutil.copyfile(kernel, os.path.join(scratch, "vmlinuz"))
         with open(os.path.join(scratch, "initrd.gz"), "wb") as handle:
             handle.write(build_initramfs(release))
-        build_disk(os.path.join(scratch, "disk.qcow2"))
+        build_disks(os.path.join(scratch, "disk.qcow2"), os.path.join(scratch, "disk.raw"))
         for name in os.listdir(scratch):
             os.chmod(os.path.join(scratch, name), 0o644)
         os.makedirs(directory, exist_ok=True)
-        for name in ("vmlinuz", "initrd.gz", "disk.qcow2"):  # each rename is atomic
+        for name in ("vmlinuz", "initrd.gz", "disk.qcow2", "disk.raw"):  # each rename is atomic
             os.replace(os.path.join(scratch, name), os.path.join(directory, name))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if output is None:  # builds of older versions of this script are of no more use
+        for stale in glob.glob(os.path.join(parent, f"{release}-*")):
+            if os.path.abspath(stale) != os.path.abspath(directory):
+                shutil.rmtree(stale, ignore_errors=True)
     return result
 
 

@@ -60,7 +60,8 @@ class ImageCacheThroughTheDriverTest(unittest.TestCase):
         self.addCleanup(deferToThread, sweep_domains, TEST_URI, self.host_name)
         self.addCleanup(self.driver.cleanup_host)
         await self.driver.init_host(self.host_name)
-        self.image = await upload_test_guest(store, self.ctxt)
+        # An ami: the cached base is raw, the overlays name it as such.
+        self.image = await upload_test_guest(store, self.ctxt, disk_format="ami")
         self.base_dir = os.path.join(self.instances_path, "_base")
 
     def _instance(self):
@@ -98,7 +99,7 @@ class ImageCacheThroughTheDriverTest(unittest.TestCase):
         for instance in instances:
             info = await qemu_img_info(os.path.join(self.instances_path, instance["uuid"], "disk"), "qcow2")
             self.assertEqual(info["full-backing-filename"], machine_base)
-            self.assertEqual(info["backing-filename-format"], "qcow2")
+            self.assertEqual(info["backing-filename-format"], "raw")
             self.assertEqual(info["virtual-size"], SMALL["root_gb"] * 1024**3)
         self.assertEqual(sorted(await self.driver.list_instances()), sorted(i["uuid"] for i in instances))
 
