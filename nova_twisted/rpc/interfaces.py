@@ -43,19 +43,23 @@ class IMessageTransport(Interface):
         """Send ``message`` and wait for the handler's reply.
 
         Returns a Deferred firing with the reply dict the handler returned,
-        or failing with MessagingTimeout after ``timeout`` seconds. Replies
-        are matched to calls by correlation id, so concurrent calls may be
-        answered in any order.
+        or failing with MessagingTimeout after ``timeout`` seconds (or with
+        MessagingError if the transport is closed meanwhile). Replies are
+        matched to calls by correlation id, so concurrent calls may be
+        answered in any order. A call made before any server listens waits
+        for one (until its timeout).
         """
 
     def listen(topic, server, handler):
         """Consume ``topic``'s shared queue, ``topic.server``'s queue and the
         topic's fanout, calling ``handler(message, reply_wanted)`` for each.
 
-        ``handler`` returns a Deferred firing with the reply dict (sent back
-        to a caller when ``reply_wanted``) or None. A message is acknowledged
-        only after that Deferred fired, so if the listener dies mid-handler
-        the message is delivered again (handlers must be idempotent).
+        ``handler`` returns the reply dict (sent back to a caller when
+        ``reply_wanted``) or None, or a Deferred firing with one of them. A
+        message is acknowledged only after that Deferred fired, so if the
+        listener dies mid-handler the message is delivered again (handlers
+        must be idempotent). A message that cannot be decoded never reaches
+        the handler: it is logged and dead-lettered, and listening goes on.
 
         Returns a Deferred firing with an :class:`IListener`.
         """
