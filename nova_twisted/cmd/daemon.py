@@ -179,6 +179,10 @@ def make_daemon(binary: str, options: NovaOptions, builder, *, uses_database: bo
 
     atexit.register(_exit_with_code)
     conf = load_config(binary, options)
+    from nova_twisted import rpc
+
+    # Every RPC message, with its request context, is logged on both sides under --debug.
+    rpc.set_message_logging(conf.DEFAULT.debug)
     if uses_database:
         check_database(binary, conf)
     check_transport(binary, conf, in_process)
