@@ -232,7 +232,8 @@ class AMQPTransport:
             return defer.fail(exception.MessagingError(reason="the transport is closed"))
         d = defer.Deferred()
         self._connect_waiters.append(d)
-        if not self._connecting:
+        # While a reconnection is under way the waiter fires once it succeeds.
+        if not self._connecting and self._reconnect_call is None:
             self._connecting = True
             defer.ensureDeferred(self._connect_once()).addErrback(self._connect_failed)
         return d
@@ -582,7 +583,12 @@ class AMQPTransport:
         d.addCallbacks(declared, failed)
 
     async def _declare(self, name: str, fanout: bool) -> None:
-        admin = await self.protocol.channel(ADMIN_CHANNEL)
+        proto = self.protocol
+        admin = await proto.channel(ADMIN_CHANNEL)
+        if admin.closed:  # the broker refused an earlier declaration: open a fresh one
+            proto.channels.pop(ADMIN_CHANNEL, None)
+            admin = await proto.channel(ADMIN_CHANNEL)
+            await admin.channel_open()
         if fanout:
             await admin.exchange_declare(exchange=name, type="fanout", durable=True)
         else:
@@ -658,8 +664,13 @@ class AMQPTransport:
         self._send(_Outgoing(_CAST, delivery.exchange, key, body, None, declare=key))
 
     def _on_channel_closed(self, channel_id, reason) -> None:
-        # A channel the broker closed (a declaration refused, a queue deleted
-        # under a consumer) leaves the connection half-working: start afresh.
+        if channel_id == ADMIN_CHANNEL:
+            # A declaration was refused: the messages waiting for it fail
+            # loudly (see _declare_then_send); the connection is fine.
+            log.error("the broker refused a declaration: {reason}", reason=_describe(reason))
+            return
+        # Any other channel the broker closed (a queue deleted under a
+        # consumer, say) leaves the connection half-working: start afresh.
         log.error("the broker closed channel {ch}: {reason}; reconnecting", ch=channel_id, reason=_describe(reason))
         proto = self.protocol
         if proto is not None and proto.transport is not None:

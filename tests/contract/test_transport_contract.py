@@ -491,6 +491,23 @@ class AMQPTransportContractTests(TransportContract, unittest.TestCase):
         self.assertEqual(transport.broker.port, 5672)
 
     @async_test
+    async def test_a_cast_to_a_queue_the_broker_will_not_declare_fails_loudly(self):
+        await self.setUpTransports()
+        topic = self.topic()
+        _, ch = await self.rabbit.open_raw_channel(self.client, self.rabbit.RAW_CHANNEL)
+        await ch.queue_declare(queue=topic, durable=False)  # not what the transport declares
+        connection = self.client.protocol
+        with self.assertRaises(exception.MessagingError) as caught:
+            await self.client.cast(topic, None, {"n": 1})
+        self.assertIn("PRECONDITION_FAILED", str(caught.exception))
+        self.assertIs(self.client.protocol, connection, "a refused declaration cost the connection")
+        other = self.topic()
+        manager = await self.serve(self.server, other)
+        await RPCClient(self.client, other).cast(self.ctxt, "record", value="still works")
+        await wait_until(lambda: manager.seen, what="the next cast")
+        self.assertEqual(manager.seen, ["still works"])
+
+    @async_test
     async def test_broker_restart_mid_stream_loses_no_cast_and_settles_every_call(self):
         await self.setUpTransports()
         topic = self.topic()
