@@ -419,8 +419,10 @@ class AMQPTransport:
         if self._reconnect_call is not None and self._reconnect_call.active():
             self._reconnect_call.cancel()
         self._reconnect_call = None
+        # Handlers still running are not waited for: draining, bounded, is the
+        # services' business (RPCServer.stop) before they close the transport.
         for listener in list(self._listeners):
-            await listener.stop()
+            await listener.cancel()
         if self.connected and self._unconfirmed:
             waits = [out.deferred for _, out in self._unconfirmed if out.deferred is not None and not out.done]
             if waits:

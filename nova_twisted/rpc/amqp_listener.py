@@ -143,6 +143,14 @@ class AMQPListener:
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        await self.cancel()
+        if self.in_flight:
+            d = defer.Deferred()
+            self._drained.append(d)
+            await d
+
+    async def cancel(self) -> None:
+        """Stop consuming, without waiting for the handlers in flight."""
         if not self.stopped:
             self.stopped = True
             proto = self._protocol
@@ -156,10 +164,6 @@ class AMQPListener:
                     log.debug("cancelling consumers: {error}", error=exc)
             if self in self.transport._listeners:
                 self.transport._listeners.remove(self)
-        if self.in_flight:
-            d = defer.Deferred()
-            self._drained.append(d)
-            await d
 
     def abort(self) -> None:
         """Die as a crashed consumer would: drop the channel; the broker requeues what is unacked."""

@@ -24,7 +24,8 @@ class IMessageTransport(Interface):
 
     def close():
         """Stop listening and disconnect. Returns a Deferred firing when done.
-        Calls still waiting for replies fail with MessagingError."""
+        Calls still waiting for replies fail with MessagingError. Handlers
+        still running are not waited for (use IListener.stop first for that)."""
 
     def cast(topic, server, message):
         """Send ``message`` to one server of ``topic`` (to ``server`` if given).

@@ -315,6 +315,25 @@ class TransportContract:
         with self.assertRaises(exception.MessagingError):
             await pending
 
+    @async_test
+    async def test_close_does_not_wait_for_a_handler_that_never_finishes(self):
+        await self.setUpTransports()
+        topic = self.topic()
+        stuck = []
+        await self.server.listen(topic, None, lambda message, reply_wanted: stuck.append(1) or defer.Deferred())
+        await self.client.cast(topic, None, {"n": 1})
+        await wait_until(lambda: stuck, what="the handler to start")
+        closing = self.server.close()
+        await wait_until(lambda: closing.called, timeout=10, what="close()")
+
+    @async_test
+    async def test_large_messages_travel_whole(self):
+        await self.setUpTransports()
+        topic = self.topic()
+        await self.serve(self.server, topic)
+        big = "x" * 400_000 + "end"
+        self.assertEqual(await RPCClient(self.client, topic, timeout=20).call(self.ctxt, "echo", value=big), big)
+
     # -- fanout --------------------------------------------------------------
     @async_test
     async def test_fanout_reaches_every_server_of_the_topic(self):
