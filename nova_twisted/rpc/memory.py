@@ -10,6 +10,7 @@ again), a prefetch limit, asynchronous delivery and encoded messages.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import deque
 
 from twisted.internet import defer
@@ -195,7 +196,10 @@ class MemoryTransport:
         self.connected = False
         self.listeners: list[MemoryListener] = []
         self._ids = itertools.count()
-        self._reply_queue = f"reply_{id(self):x}"
+        # Unique for the life of the broker: an id() may be reused by a later transport,
+        # which would then receive the replies (and match the correlation ids) of a dead one.
+        self._instance = uuid.uuid4().hex
+        self._reply_queue = f"reply_{self._instance}"
         self._pending: dict[str, tuple[defer.Deferred, object]] = {}
         self._reply_consumer = None
 
@@ -248,7 +252,7 @@ class MemoryTransport:
             body = serializer.encode(message)
         except exception.MessagingError:
             return defer.fail()
-        correlation_id = f"{id(self):x}.{next(self._ids)}"
+        correlation_id = f"{self._instance}.{next(self._ids)}"
         d = defer.Deferred()
         timer = self.clock.callLater(timeout, self._timed_out, correlation_id, topic, message, timeout)
         self._pending[correlation_id] = (d, timer)
