@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import time
 
 import libvirt
 from twisted.internet import defer, task
@@ -31,9 +30,9 @@ from zope.interface import implementer
 from nova_twisted import exception
 from nova_twisted.compute import states
 from nova_twisted.virt.interfaces import IComputeDriver
+from nova_twisted.virt.libvirt import blocking, configdrive, imagecache, qemuimg
 from nova_twisted.virt.libvirt import config as vconfig
-from nova_twisted.virt.libvirt import configdrive, imagecache, qemuimg
-from nova_twisted.virt.libvirt.host import LibvirtHost, power_state
+from nova_twisted.virt.libvirt.host import LibvirtHost
 from nova_twisted.virt.libvirt.resources import host_resources
 
 log = Logger(namespace="nova.virt.libvirt")
@@ -60,37 +59,6 @@ def _serialized(method):
         return d.addBoth(release)
 
     return wrapper
-
-
-def _lookup(conn, uuid: str):
-    """Return the domain of instance ``uuid``; raise InstanceNotFound (pool threads)."""
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise exception.InstanceNotFound(instance_id=uuid) from None
-        raise
-
-
-def _domain_power_state(dom) -> int:
-    state = dom.state()[0]
-    managed = state == libvirt.VIR_DOMAIN_SHUTOFF and bool(dom.hasManagedSaveImage(0))
-    return power_state(state, managed)
-
-
-def _supports_direct_io(path: str) -> bool:
-    probe = os.path.join(path, ".directio.test")
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | getattr(os, "O_DIRECT", 0), 0o600)
-        os.close(fd)
-        return True
-    except OSError:
-        return False
-    finally:
-        try:
-            os.unlink(probe)
-        except OSError:
-            pass
 
 
 @implementer(IComputeDriver)
@@ -152,7 +120,7 @@ class LibvirtDriver:
         await self.libvirt.start()
         await self.libvirt.run_blocking(self._prepare_dirs)
         if not self._cache_mode:
-            direct = await self.libvirt.run_blocking(_supports_direct_io, self.instances_path)
+            direct = await self.libvirt.run_blocking(blocking.supports_direct_io, self.instances_path)
             self._cache_mode = "none" if direct else "writethrough"
         await self.libvirt.run(self._check_virt_type)
         log.info(
@@ -228,10 +196,10 @@ class LibvirtDriver:
 
     @staticmethod
     def _get_info(conn, uuid: str) -> dict:
-        dom = _lookup(conn, uuid)
+        dom = blocking.lookup(conn, uuid)
         _state, max_mem, mem, vcpus, cpu_time = dom.info()
         return {
-            "state": _domain_power_state(dom),
+            "state": blocking.domain_power_state(dom),
             "max_mem_kb": max_mem,
             "mem_kb": mem,
             "num_cpu": vcpus,
@@ -247,9 +215,9 @@ class LibvirtDriver:
         return defer.ensureDeferred(self._get_console_output(instance))
 
     async def _get_console_output(self, instance):
-        await self.libvirt.run(_lookup, instance["uuid"])
+        await self.libvirt.run(blocking.lookup, instance["uuid"])
         path = os.path.join(self._instance_dir(instance["uuid"]), "console.log")
-        return await self.libvirt.run_blocking(_tail, path, self.conf.libvirt.console_log_max_bytes)
+        return await self.libvirt.run_blocking(blocking.tail, path, self.conf.libvirt.console_log_max_bytes)
 
     def get_vnc_console(self, ctxt, instance):
         """Deferred firing with the VNC server of a running guest, as the proxy reaches it."""
@@ -263,7 +231,7 @@ class LibvirtDriver:
         uuid = instance["uuid"]
         if not getattr(self.conf, kind).enabled:
             raise exception.ConsoleTypeUnavailable(console_type=kind)
-        state, xml = await self.libvirt.run(_state_and_xml, uuid)
+        state, xml = await self.libvirt.run(blocking.state_and_xml, uuid)
         if state not in (states.RUNNING, states.PAUSED):
             raise exception.InstanceNotRunning(instance_uuid=uuid)
         graphics = vconfig.parse_graphics(xml).get(kind)
@@ -284,7 +252,7 @@ class LibvirtDriver:
         """
         uuid = instance["uuid"]
         inst_dir = self._instance_dir(uuid)
-        if await self.libvirt.run(lambda conn: _exists(conn, uuid)):
+        if await self.libvirt.run(lambda conn: blocking.exists(conn, uuid)):
             raise exception.HypervisorError(reason=f"a guest with uuid {uuid} already exists")
         if await self.libvirt.run_blocking(os.path.exists, inst_dir):
             raise exception.HypervisorError(reason=f"instance directory {inst_dir} already exists")
@@ -322,10 +290,10 @@ class LibvirtDriver:
             if configdrive.wanted(instance, self.conf.libvirt.force_config_drive):
                 await self.libvirt.run_blocking(configdrive.build, os.path.join(inst_dir, "disk.config"), instance)
                 facts["config_drive"] = True
-            await self.libvirt.run_blocking(_prepare_instance_dir, inst_dir, kernel, ramdisk, bases, facts)
+            await self.libvirt.run_blocking(blocking.prepare_instance_dir, inst_dir, kernel, ramdisk, bases, facts)
             guest = self._guest_config(instance, facts, self._flavor(instance))
             xml = guest.to_xml()
-            await self.libvirt.run_blocking(_write, os.path.join(inst_dir, "libvirt.xml"), xml)
+            await self.libvirt.run_blocking(blocking.write, os.path.join(inst_dir, "libvirt.xml"), xml)
             await self.libvirt.run(lambda conn: conn.defineXML(xml))
             defined = True
             await self.libvirt.run(self._start, uuid)
@@ -341,7 +309,7 @@ class LibvirtDriver:
     async def _undo_spawn(self, uuid, inst_dir, defined, created_dir) -> None:
         try:
             if defined:
-                await self.libvirt.run(_destroy_domain, uuid)
+                await self.libvirt.run(blocking.destroy_domain, uuid)
             if created_dir:
                 await self.libvirt.run_blocking(shutil.rmtree, inst_dir, True)
         except Exception:  # noqa: BLE001 - report the spawn's own error, not the clean-up's
@@ -415,7 +383,7 @@ class LibvirtDriver:
     @staticmethod
     def _start(conn, uuid: str) -> None:
         """Start a defined guest (restoring a managed save); a restored guest that comes back paused runs."""
-        dom = _lookup(conn, uuid)
+        dom = blocking.lookup(conn, uuid)
         if not dom.isActive():
             dom.create()
         if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
@@ -426,7 +394,7 @@ class LibvirtDriver:
     async def destroy(self, ctxt, instance, destroy_disks=True):
         """Stop and undefine the guest, and remove its files; an absent guest is no error."""
         uuid = instance["uuid"]
-        await self.libvirt.run(_destroy_domain, uuid)
+        await self.libvirt.run(blocking.destroy_domain, uuid)
         if destroy_disks:
             inst_dir = self._instance_dir(uuid)
             await self.libvirt.run_blocking(shutil.rmtree, inst_dir, True)
@@ -434,7 +402,7 @@ class LibvirtDriver:
 
     # -- power ----------------------------------------------------------------------------
     async def _state(self, uuid: str) -> int:
-        return await self.libvirt.run(lambda conn: _domain_power_state(_lookup(conn, uuid)))
+        return await self.libvirt.run(lambda conn: blocking.domain_power_state(blocking.lookup(conn, uuid)))
 
     async def _require(self, uuid: str, allowed: tuple, action: str) -> int:
         state = await self._state(uuid)
@@ -458,23 +426,23 @@ class LibvirtDriver:
             if now >= deadline:
                 return False
             if resend_every and now - last_sent >= resend_every:
-                await self.libvirt.run(_shutdown_domain, uuid)
+                await self.libvirt.run(blocking.shutdown_domain, uuid)
                 last_sent = now
             await task.deferLater(self.clock, min(self.poll_interval, deadline - now), lambda: None)
 
     async def _power_off(self, uuid: str, timeout: float, retry_interval: float = 0) -> None:
         state = await self._state(uuid)
         if state == states.SUSPENDED:
-            await self.libvirt.run(lambda conn: _lookup(conn, uuid).managedSaveRemove(0))
+            await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).managedSaveRemove(0))
             return
         if state in (states.SHUTDOWN, states.CRASHED):
             return
         if timeout > 0 and state == states.RUNNING:
-            await self.libvirt.run(_shutdown_domain, uuid)
+            await self.libvirt.run(blocking.shutdown_domain, uuid)
             if await self._wait_for_shutoff(uuid, timeout, retry_interval):
                 return
             log.info("guest {uuid} did not shut down within {timeout}s; powering it off", uuid=uuid, timeout=timeout)
-        await self.libvirt.run(_hard_stop, uuid)
+        await self.libvirt.run(blocking.hard_stop, uuid)
 
     @_serialized
     async def power_off(self, instance, timeout=0, retry_interval=0):
@@ -495,12 +463,12 @@ class LibvirtDriver:
         uuid = instance["uuid"]
         if reboot_type == "SOFT":
             await self._require(uuid, (states.RUNNING,), "reboot")
-            await self.libvirt.run(_shutdown_domain, uuid)
+            await self.libvirt.run(blocking.shutdown_domain, uuid)
             if await self._wait_for_shutoff(uuid, self.conf.libvirt.soft_reboot_timeout):
                 await self.libvirt.run(self._start, uuid)
                 return
             log.info("guest {uuid} ignored the soft reboot; rebooting it hard", uuid=uuid)
-        await self.libvirt.run(_hard_stop, uuid, True)
+        await self.libvirt.run(blocking.hard_stop, uuid, True)
         await self.libvirt.run(self._start, uuid)
 
     @_serialized
@@ -508,21 +476,21 @@ class LibvirtDriver:
         """Freeze the guest in memory; Deferred. InstanceInvalidState unless it runs."""
         uuid = instance["uuid"]
         await self._require(uuid, (states.RUNNING,), "pause")
-        await self.libvirt.run(lambda conn: _lookup(conn, uuid).suspend())
+        await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).suspend())
 
     @_serialized
     async def unpause(self, instance):
         """Thaw a paused guest; Deferred. InstanceInvalidState unless it is paused."""
         uuid = instance["uuid"]
         await self._require(uuid, (states.PAUSED,), "unpause")
-        await self.libvirt.run(lambda conn: _lookup(conn, uuid).resume())
+        await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).resume())
 
     @_serialized
     async def suspend(self, ctxt, instance):
         """Save the guest's memory (libvirt managed save) and stop it; Deferred."""
         uuid = instance["uuid"]
         await self._require(uuid, (states.RUNNING, states.PAUSED), "suspend")
-        await self.libvirt.run(lambda conn: _lookup(conn, uuid).managedSave(0))
+        await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).managedSave(0))
 
     @_serialized
     async def resume(self, ctxt, instance):
@@ -546,12 +514,12 @@ class LibvirtDriver:
         target = os.path.join(inst_dir, f"snapshot-{image_id}.qcow2")
         try:
             if state == states.RUNNING:
-                await self.libvirt.run(lambda conn: _lookup(conn, uuid).suspend())
+                await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).suspend())
             try:
                 await qemuimg.convert(self.reactor, os.path.join(inst_dir, "disk"), target, force_share=True)
             finally:
                 if state == states.RUNNING:
-                    await self.libvirt.run(lambda conn: _lookup(conn, uuid).resume())
+                    await self.libvirt.run(lambda conn: blocking.lookup(conn, uuid).resume())
             await update_task_state(states.IMAGE_UPLOADING, states.IMAGE_PENDING_UPLOAD)
             await self.image_service.update(ctxt, image_id, {"disk_format": "qcow2", "container_format": "bare"})
             await self.image_service.upload(ctxt, image_id, target)
@@ -570,7 +538,7 @@ class LibvirtDriver:
         uuid = instance["uuid"]
         inst_dir = self._instance_dir(uuid)
         old_dir = inst_dir + "_resize"
-        await self.libvirt.run(_lookup, uuid)
+        await self.libvirt.run(blocking.lookup, uuid)
         disk = os.path.join(inst_dir, "disk")
         current = (await qemuimg.info(self.reactor, disk, fmt="qcow2", force_share=True))["virtual-size"]
         new_root = int(new_flavor.get("root_gb") or 0) * GiB
@@ -578,13 +546,13 @@ class LibvirtDriver:
             raise exception.Invalid(reason="Unable to resize disk down.")
         facts = await self.libvirt.run_blocking(imagecache.read_record, inst_dir)
         await self._power_off(uuid, self.conf.libvirt.resize_shutdown_timeout)
-        await self.libvirt.run_blocking(_keep_for_revert, inst_dir, old_dir)
+        await self.libvirt.run_blocking(blocking.keep_for_revert, inst_dir, old_dir)
         try:
             if new_root > current:
                 await qemuimg.resize(self.reactor, disk, new_root)
             flavor = dict(self._flavor(instance), **new_flavor)
             xml = self._guest_config(instance, facts, flavor).to_xml()
-            await self.libvirt.run_blocking(_write, os.path.join(inst_dir, "libvirt.xml"), xml)
+            await self.libvirt.run_blocking(blocking.write, os.path.join(inst_dir, "libvirt.xml"), xml)
             await self.libvirt.run(lambda conn: conn.defineXML(xml))
             await self.libvirt.run(self._start, uuid)
         except Exception:
@@ -594,9 +562,9 @@ class LibvirtDriver:
 
     async def _restore_from(self, old_dir: str, uuid: str) -> None:
         inst_dir = self._instance_dir(uuid)
-        await self.libvirt.run(_hard_stop, uuid, True)
-        await self.libvirt.run_blocking(_swap_back, inst_dir, old_dir)
-        xml = await self.libvirt.run_blocking(_read, os.path.join(inst_dir, "libvirt.xml"))
+        await self.libvirt.run(blocking.hard_stop, uuid, True)
+        await self.libvirt.run_blocking(blocking.swap_back, inst_dir, old_dir)
+        xml = await self.libvirt.run_blocking(blocking.read, os.path.join(inst_dir, "libvirt.xml"))
         await self.libvirt.run(lambda conn: conn.defineXML(xml))
         await self.libvirt.run(self._start, uuid)
 
@@ -616,7 +584,7 @@ class LibvirtDriver:
         facts = await self.libvirt.run_blocking(imagecache.read_record, old_dir)
         flavor = dict(self._flavor(instance), **old_flavor)
         xml = self._guest_config(instance, facts, flavor).to_xml()
-        await self.libvirt.run_blocking(_write, os.path.join(old_dir, "libvirt.xml"), xml)
+        await self.libvirt.run_blocking(blocking.write, os.path.join(old_dir, "libvirt.xml"), xml)
         await self._restore_from(old_dir, uuid)
 
     # -- the image cache ------------------------------------------------------------------
@@ -632,114 +600,3 @@ class LibvirtDriver:
         for inst in all_instances or ():
             ids.update(inst.get(k) for k in ("image_ref", "kernel_id", "ramdisk_id") if inst.get(k))
         return self.image_cache.manage(ids)
-
-
-# -- blocking helpers (pool threads) ---------------------------------------------------------
-def _exists(conn, uuid: str) -> bool:
-    try:
-        _lookup(conn, uuid)
-        return True
-    except exception.InstanceNotFound:
-        return False
-
-
-def _state_and_xml(conn, uuid: str) -> tuple[int, str]:
-    dom = _lookup(conn, uuid)
-    return _domain_power_state(dom), dom.XMLDesc(0)
-
-
-def _shutdown_domain(conn, uuid: str) -> None:
-    """Press the guest's ACPI power button (a guest that is not running is left alone)."""
-    dom = _lookup(conn, uuid)
-    try:
-        dom.shutdown()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
-            raise
-
-
-def _hard_stop(conn, uuid: str, discard_saved: bool = False) -> None:
-    """Power the guest off at once (and drop its managed save when asked)."""
-    dom = _lookup(conn, uuid)
-    _destroy_active(dom)
-    if discard_saved and dom.hasManagedSaveImage(0):
-        dom.managedSaveRemove(0)
-
-
-def _destroy_active(dom) -> None:
-    for attempt in range(6):
-        if not dom.isActive():
-            return
-        try:
-            dom.destroy()
-            return
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID or attempt == 5:
-                if not dom.isActive():
-                    return
-                raise
-            time.sleep(0.5)  # QEMU can take a moment to let go of a busy process
-
-
-def _destroy_domain(conn, uuid: str) -> None:
-    try:
-        dom = _lookup(conn, uuid)
-    except exception.InstanceNotFound:
-        return
-    _destroy_active(dom)
-    flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    try:
-        dom.undefineFlags(flags)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-            raise
-
-
-def _prepare_instance_dir(inst_dir, kernel, ramdisk, bases, facts) -> None:
-    for source, name in ((kernel, "kernel"), (ramdisk, "ramdisk")):
-        if source:
-            shutil.copyfile(source, os.path.join(inst_dir, name))
-            os.chmod(os.path.join(inst_dir, name), 0o644)
-    imagecache.write_record(inst_dir, bases, facts)
-
-
-def _keep_for_revert(inst_dir: str, old_dir: str) -> None:
-    """Move the instance directory aside and start a new one holding copies of its files."""
-    shutil.rmtree(old_dir, ignore_errors=True)
-    os.rename(inst_dir, old_dir)
-    os.makedirs(inst_dir, 0o755)
-    os.chmod(inst_dir, 0o755)
-    for name in os.listdir(old_dir):
-        if name != "libvirt.xml":
-            shutil.copy2(os.path.join(old_dir, name), os.path.join(inst_dir, name))
-
-
-def _swap_back(inst_dir: str, old_dir: str) -> None:
-    """Put the pre-resize directory back, keeping the console log written since (one history)."""
-    log_path = os.path.join(inst_dir, "console.log")
-    if os.path.exists(log_path):
-        os.replace(log_path, os.path.join(old_dir, "console.log"))
-    shutil.rmtree(inst_dir, ignore_errors=True)
-    os.rename(old_dir, inst_dir)
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
-def _tail(path: str, limit: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            data = handle.read(limit)
-    except FileNotFoundError:
-        return ""
-    return data.decode("utf-8", "replace").replace("\r\n", "\n")
