@@ -34,6 +34,7 @@ from twisted.internet import defer, error, protocol, ssl
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from txamqp import client as txclient
 from zope.interface import implementer
 
 from nova_twisted import exception
@@ -351,15 +352,16 @@ class AMQPTransport:
         self.protocol = None
         self.connected = False
         unconfirmed, self._unconfirmed = self._unconfirmed, deque()
-        self._declaring = {}
+        declaring, self._declaring = self._declaring, {}
+        undeclared = [out for outs in declaring.values() for out in outs if out.kind != _CALL]
         if self._closing or self._closed:
-            for _, out in unconfirmed:
+            for out in [out for _, out in unconfirmed] + undeclared:
                 out.fail("the transport was closed before the broker confirmed the message")
             return
         log.warn("lost the connection to the message broker at {url}; reconnecting", url=str(self.broker))
         now = self.clock.seconds()
         held = []
-        for _, out in unconfirmed:
+        for out in [out for _, out in unconfirmed] + undeclared:
             if (out.kind == _CAST or out.kind == _FANOUT) and not out.done:
                 out.queued_at = now
                 held.append(out)
@@ -483,7 +485,7 @@ class AMQPTransport:
         except exception.MessagingError:
             return defer.fail()
         d = defer.Deferred()
-        self._send(_Outgoing(_FANOUT, f"{topic}_fanout", "", body, d, declare=f"{topic}_fanout"))
+        self._send(_Outgoing(_FANOUT, f"{topic}_fanout", "", body, d, declare=f"exchange:{topic}_fanout"))
         return d
 
     def call(self, topic: str, server: str | None, message: dict, timeout: float) -> defer.Deferred:
@@ -560,7 +562,7 @@ class AMQPTransport:
             return
         self._declaring[name] = [out]
         generation = self._generation
-        d = defer.ensureDeferred(self._declare(name, out.kind == _FANOUT))
+        d = defer.ensureDeferred(self._declare(name))
 
         def declared(_):
             if generation != self._generation:
@@ -574,6 +576,8 @@ class AMQPTransport:
         def failed(failure):
             if generation != self._generation:
                 return
+            if failure.check(txclient.Closed) and not failure.check(txclient.ChannelClosed):
+                return  # the connection is going: _connection_lost holds these for the next one
             log.error("cannot declare {name}: {error}", name=name, error=_describe(failure.value))
             for waiting_out in self._declaring.pop(name, []):
                 waiting_out.fail(f"cannot declare {name}: {_describe(failure.value)}")
@@ -584,15 +588,16 @@ class AMQPTransport:
 
         d.addCallbacks(declared, failed)
 
-    async def _declare(self, name: str, fanout: bool) -> None:
+    async def _declare(self, name: str) -> None:
+        """Declare queue ``name`` (bound to the exchange), or fanout exchange ``exchange:<name>``."""
         proto = self.protocol
         admin = await proto.channel(ADMIN_CHANNEL)
         if admin.closed:  # the broker refused an earlier declaration: open a fresh one
             proto.channels.pop(ADMIN_CHANNEL, None)
             admin = await proto.channel(ADMIN_CHANNEL)
             await admin.channel_open()
-        if fanout:
-            await admin.exchange_declare(exchange=name, type="fanout", durable=True)
+        if name.startswith("exchange:"):
+            await admin.exchange_declare(exchange=name[len("exchange:") :], type="fanout", durable=True)
         else:
             await admin.queue_declare(queue=name, durable=True, arguments=self.queue_arguments)
             await admin.queue_bind(queue=name, exchange=self.exchange, routing_key=name)

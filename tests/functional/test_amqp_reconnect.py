@@ -100,6 +100,21 @@ class AMQPReconnectTests(unittest.TestCase):
         self.assertEqual(manager.seen, ["before", 0, 1, 2, 3, 4])
 
     @async_test
+    async def test_a_cast_waiting_for_its_queue_declaration_survives_a_dropped_connection(self):
+        client_transport = await self.transport()
+        first = client_transport.protocol
+        self.proxy.freeze()  # the declaration never gets its answer on this connection
+        pending = RPCClient(client_transport, self.topic).cast(self.ctxt, "record", value="kept")
+        await sleep(0.3)
+        self.assertFalse(pending.called)
+        self.proxy.cut()
+        await pending
+        self.assertIsNot(client_transport.protocol, first)
+        manager = await self.serve(await self.transport(through_proxy=False))
+        await wait_until(lambda: manager.seen, what="the cast")
+        self.assertEqual(manager.seen, ["kept"])
+
+    @async_test
     async def test_casts_fail_with_messaging_error_when_the_broker_stays_away(self):
         client_transport = await self.transport(queued_message_timeout=0.3)
         await self.proxy.refuse()
