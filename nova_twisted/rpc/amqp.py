@@ -270,7 +270,13 @@ class AMQPTransport:
         # A broker that accepts the socket but never answers must not hang us.
         watchdog = self.clock.callLater(self.connect_timeout, proto.transport.abortConnection)
         try:
-            await proto.authenticate(url.user, url.password, mechanism="AMQPLAIN")
+            try:
+                await proto.authenticate(url.user, url.password, mechanism="AMQPLAIN")
+            except txclient.Closed as exc:
+                reason = _describe(exc)
+                if "connection lost" in reason or "closed the connection" in reason:
+                    reason = "the broker closed the connection during login (check the user and password)"
+                raise exception.MessagingError(reason=reason) from None
             await self._setup(proto)
         except Exception:
             proto.transport.abortConnection()
@@ -736,14 +742,24 @@ class AMQPTransport:
 
 
 def _describe(exc) -> str:
+    """One short line for a connection problem (never a traceback)."""
     if isinstance(exc, Failure):
         exc = exc.value
+    if isinstance(exc, txclient.Closed) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, Failure):
+            return _describe(inner.value)
+        exc = inner if isinstance(inner, BaseException) else Exception(str(inner))
+    if isinstance(exc, (error.ConnectionLost, error.ConnectionDone)):
+        return "connection lost: the broker closed the connection"
+    if type(exc).__module__.startswith("OpenSSL"):
+        return f"TLS handshake failed: {exc}"
     if isinstance(exc, error.ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, (error.TimeoutError, defer.CancelledError)):
         return "timed out"
     if isinstance(exc, exception.NovaError):
-        return str(exc)
+        return str(exc.kwargs.get("reason", exc))
     text = str(exc) or type(exc).__name__
     if "ACCESS_REFUSED" in text:
         return "login refused (check the user and password in [transport] url)"

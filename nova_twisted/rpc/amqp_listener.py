@@ -175,4 +175,6 @@ class AMQPListener:
         if proto is not None and not proto.closed:
             for tag in self._tags:
                 proto.consumers.pop(tag, None)
-            proto.channel(self.channel_id).addCallback(lambda ch: ch.channel_close(reply_code=200, reply_text="abort"))
+            d = proto.channel(self.channel_id)
+            d.addCallback(lambda ch: ch.channel_close(reply_code=200, reply_text="abort"))
+            d.addErrback(lambda failure: log.debug("abort: {error}", error=failure.getErrorMessage()))

@@ -502,6 +502,18 @@ class AMQPTransportContractTests(TransportContract, unittest.TestCase):
         self.assertNotIn("guest:guest", str(caught.exception))
 
     @async_test
+    async def test_wrong_password_or_vhost_fails_with_a_clear_messaging_error(self):
+        bad_password = self.url.replace("guest:guest@", "guest:wrong-s3cret@")
+        with self.assertRaises(exception.MessagingError) as caught:
+            await get_transport([bad_password], clock=reactor).connect()
+        self.assertIn("user and password", str(caught.exception))
+        self.assertNotIn("wrong-s3cret", str(caught.exception))
+        no_vhost = self.rabbit.vhost_url(f"missing_{uuid.uuid4().hex[:6]}")
+        with self.assertRaises(exception.MessagingError) as caught:
+            await get_transport([no_vhost], clock=reactor).connect()
+        self.assertIn("virtual host", str(caught.exception))
+
+    @async_test
     async def test_connect_goes_on_to_the_next_url_of_a_cluster(self):
         transport = get_transport(["amqp://guest:guest@127.0.0.1:1/", self.url], clock=reactor)
         await transport.connect()
