@@ -14,7 +14,9 @@ Layout on the broker (one vhost per deployment):
   messages that cannot be decoded are rejected there.
 
 Reliability: casts are persistent and published in confirm mode; a cast's
-Deferred fires on the broker's ack. Deliveries are acknowledged only after
+Deferred fires on the broker's ack. Calls are transient, carry their timeout
+as a per-message TTL and go on a channel without confirms: a call waits for
+its reply anyway, and is sent again after a reconnection. Deliveries are acknowledged only after
 the handler's Deferred fired. When the connection drops, the transport
 reconnects with capped exponential backoff over all its URLs, declares its
 exchanges and queues again and re-consumes; casts (and, by default, calls)
@@ -193,6 +195,7 @@ class AMQPTransport:
         self.queued_timeout = float(settings["queued_message_timeout"])
         self.retry_calls = bool(settings["retry_calls_on_reconnect"])
         self._tls = {k: settings[k] for k in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file")}
+        self._tls_cache: dict[str, object] = {}
         self.dead_letter_exchange = f"{self.exchange}_dlx"
         self.dead_letter_queue = f"{self.exchange}_dead_letter"
         self.queue_arguments = {"x-dead-letter-exchange": self.dead_letter_exchange}
@@ -290,6 +293,13 @@ class AMQPTransport:
         self._connected(proto, url)
 
     def _tls_options(self, url: BrokerURL):
+        # Read once: the files are small, but the reactor thread reads nothing twice.
+        cached = self._tls_cache.get(url.host)
+        if cached is None:
+            cached = self._tls_cache[url.host] = self._load_tls_options(url)
+        return cached
+
+    def _load_tls_options(self, url: BrokerURL):
         trust = None
         if self._tls["ssl_ca_file"]:
             with open(self._tls["ssl_ca_file"], "rb") as handle:
