@@ -82,9 +82,10 @@ class PeriodicTask:
             self._start_call.cancel()
             self._start_call = None
         if self._loop is not None and self._loop.running:
-            done = self._loop_done
+            stopped = defer.Deferred()  # a Deferred of our own: callers may cancel it
+            self._loop_done.addBoth(lambda result: stopped.called or stopped.callback(None))
             self._loop.stop()
-            return done if done is not None else defer.succeed(None)
+            return stopped
         return defer.succeed(None)
 
 
@@ -198,23 +199,23 @@ class NovaService(MultiService):
         log.info("{binary} stopping: no new work, finishing what is in flight", binary=self.binary)
         if self._starting is not None and not self._starting.called:
             self._starting.cancel()
+        # Work in flight (RPC handlers, a periodic run) gets graceful_shutdown_timeout in all.
+        waits = [periodic.stop() for periodic in self.tasks]
         if self.rpcserver is not None:
-            drained = self.rpcserver.stop()
-            timeout = self.clock.callLater(self.graceful_shutdown_timeout, drained.cancel)
-            try:
-                await drained
-            except defer.CancelledError:
-                log.warn(
-                    "{binary}: gave up waiting for {n} handler(s) after {t}s",
-                    binary=self.binary,
-                    n=self.rpcserver.in_flight if self.rpcserver else "?",
-                    t=self.graceful_shutdown_timeout,
-                )
-            finally:
-                if timeout.active():
-                    timeout.cancel()
-        for periodic in self.tasks:
-            await periodic.stop()
+            waits.append(self.rpcserver.stop())
+        drained = defer.DeferredList(waits, consumeErrors=True)
+        timeout = self.clock.callLater(self.graceful_shutdown_timeout, drained.cancel)
+        try:
+            await drained
+        except defer.CancelledError:
+            log.warn(
+                "{binary}: gave up waiting for work in flight after {t}s",
+                binary=self.binary,
+                t=self.graceful_shutdown_timeout,
+            )
+        finally:
+            if timeout.active():
+                timeout.cancel()
         cleanup = getattr(self.manager, "cleanup_host", None)
         if cleanup is not None:
             await defer.maybeDeferred(cleanup)
@@ -270,7 +271,7 @@ class ServiceTree:
             database.setServiceParent(self.root)
         self.database = database
         if transport is None:
-            transport = get_transport(conf.transport.url, clock=reactor)
+            transport = get_transport(conf.transport, clock=reactor)
             self.parent = TransportService(transport)
             self.parent.setServiceParent(self.root)
         else:

@@ -565,19 +565,20 @@ class ComputeManager(Manager):
     def rebuild_instance(self, ctxt, instance, image_meta):
         async def rebuild(inst):
             await self.driver.destroy(ctxt, inst, destroy_disks=True)
-            await self.conductor.instance_update(
+            inst = await self.conductor.instance_update(
                 ctxt, inst["uuid"], {"task_state": states.REBUILD_SPAWNING}, expected_task_state=states.REBUILDING
             )
-            inst = await self.conductor.instance_get(ctxt, inst["uuid"])
             await self.driver.spawn(ctxt, inst, image_meta or {})
-            await self.conductor.instance_update(
-                ctxt,
-                inst["uuid"],
-                {"task_state": states.REBUILDING, "launched_at": utils.utcnow(self.clock)},
-                expected_task_state=states.REBUILD_SPAWNING,
-            )
 
-        return self._action(ctxt, instance, "compute_rebuild_instance", states.REBUILDING, rebuild, states.ACTIVE)
+        return self._action(
+            ctxt,
+            instance,
+            "compute_rebuild_instance",
+            states.REBUILDING,
+            rebuild,
+            states.ACTIVE,
+            final_expected=[states.REBUILDING, states.REBUILD_SPAWNING],
+        )
 
     # -- snapshot --------------------------------------------------------------------------
     def snapshot_instance(self, ctxt, instance, image_id):

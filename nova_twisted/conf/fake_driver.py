@@ -8,6 +8,12 @@ OPTS = [
     IntOpt("memory_mb", default=32768, min=1, help="RAM the fake host reports, in MiB."),
     IntOpt("local_gb", default=1024, min=1, help="Local disk the fake host reports, in GiB."),
     FloatOpt("spawn_delay", default=0.0, min=0, help="Seconds a fake spawn takes (to test slow builds)."),
+    FloatOpt(
+        "action_delay",
+        default=0.0,
+        min=0,
+        help="Seconds every other guest operation (reboot, stop, pause, snapshot step...) takes.",
+    ),
     StrOpt(
         "fail_spawn",
         default="",

@@ -49,6 +49,14 @@ OPTS = [
         min=1,
         help="Pick at random among this many best-weighed hosts (1: always the best).",
     ),
+    IntOpt(
+        "stranded_check_interval",
+        default=30,
+        min=1,
+        help="Seconds between two looks for servers left building or deleting on a compute host "
+        "that went down; they are rescheduled (or deleted) once the host has been down for "
+        "[DEFAULT] service_down_time.",
+    ),
     FloatOpt(
         "host_state_refresh_interval",
         default=2.0,

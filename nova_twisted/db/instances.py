@@ -412,3 +412,15 @@ def count_by_host(session: Session, host: str) -> int:
     return session.execute(
         sa.select(sa.func.count()).select_from(Instance).where(Instance.host == host, Instance.deleted == 0)
     ).scalar_one()
+
+
+def fault_counts(session: Session, uuids: list[str]) -> dict[str, int]:
+    """How many faults each instance has had (each failed build attempt leaves one)."""
+    if not uuids:
+        return {}
+    rows = session.execute(
+        sa.select(InstanceFault.instance_uuid, sa.func.count())
+        .where(InstanceFault.instance_uuid.in_(uuids))
+        .group_by(InstanceFault.instance_uuid)
+    )
+    return {uuid: int(count) for uuid, count in rows}

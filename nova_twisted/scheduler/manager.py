@@ -215,6 +215,87 @@ class SchedulerManager(Manager):
                 table = await self.host_table(force=True)  # the picture may be stale: look again once
         await self._no_valid_host(ctxt, uuid, no_valid_host_reason(report))
 
+    # -- periodic: servers stranded on a compute host that went down -----------------------------
+    def periodic_tasks(self):
+        return [
+            ("rescue_stranded_instances", self.rescue_stranded_instances, self.conf.scheduler.stranded_check_interval)
+        ]
+
+    def rescue_stranded_instances(self):
+        """Reschedule builds (or finish deletes) left on compute hosts that are down."""
+        return defer.ensureDeferred(self._rescue_stranded())
+
+    async def _rescue_stranded(self):
+        from nova_twisted.context import get_admin_context
+        from nova_twisted.db import services
+
+        now = utils.utcnow(self.clock)
+        down_time = self.conf.DEFAULT.service_down_time
+        computes = await self.database.run(services.list_services, None, "nova-compute")
+        down = [s["host"] for s in computes if not services.is_up(s, now, down_time)]
+        if not down:
+            return
+        stranded = await self.database.run(
+            instances.list_instances, {"hosts": down}, None, None, ["id"], ["asc"], False
+        )
+        stale = [
+            i
+            for i in stranded
+            if (i["vm_state"] == states.BUILDING or i["task_state"] == states.DELETING)
+            and (now - (i["updated_at"] or i["created_at"])).total_seconds() > down_time
+        ]
+        if not stale:
+            return
+        faults = await self.database.run(instances.fault_counts, [i["uuid"] for i in stale])
+        for inst in stale:
+            ctxt = get_admin_context()
+            try:
+                await self._rescue_one(ctxt, inst, faults.get(inst["uuid"], 0) + 1, now)
+            except exception.NovaError as exc:
+                log.warn(
+                    "could not rescue {uuid} from {host}: {error}", uuid=inst["uuid"], host=inst["host"], error=exc
+                )
+
+    async def _rescue_one(self, ctxt, inst, attempt, now):
+        uuid, host = inst["uuid"], inst["host"]
+        if inst["task_state"] == states.DELETING:
+            log.warn("finishing the delete of {uuid}: its compute host {host} is down", uuid=uuid, host=host)
+            await self.database.run(instances.destroy, uuid, now)
+            return
+        reschedule = attempt < self.conf.scheduler.max_attempts
+        message = f"The compute host {host} went down while building the server."
+        values = (
+            {"task_state": states.SCHEDULING, "host": None, "node": None}
+            if reschedule
+            else {"vm_state": states.ERROR, "task_state": None}
+        )
+
+        def work(session):
+            placement.release(session, uuid)
+            instances.add_fault(session, uuid, 500, message + (" Rescheduling." if reschedule else ""), None, host, now)
+            return instances.update(
+                session,
+                uuid,
+                values,
+                [states.SCHEDULING, states.SPAWNING, states.NETWORKING, states.BLOCK_DEVICE_MAPPING],
+                [states.BUILDING],
+                now,
+            )
+
+        try:
+            await self.database.run(work)
+        except (exception.UnexpectedTaskState, exception.InstanceNotFound):
+            return
+        log.warn(
+            "{uuid} was stranded on down host {host}: {what}",
+            uuid=uuid,
+            host=host,
+            what="rescheduling" if reschedule else "ERROR",
+        )
+        if reschedule:
+            spec = await self.database.run(instances.get_request_spec, uuid)
+            await self._schedule(ctxt, spec, [uuid], attempt, [host])
+
     async def _no_valid_host(self, ctxt, uuid, reason):
         log.warn("no valid host for {uuid}: {reason}", uuid=uuid, reason=reason, ctxt=ctxt)
         error = exception.NoValidHost(reason=reason)

@@ -6,17 +6,23 @@ standing for things that happen inside a guest), operations that do not
 fit a guest's state fail as they would on libvirt, snapshots are real
 files uploaded through the image service, and resources are reported from
 configuration. Failure injection (fail_spawn, spawn_delay) serves tests.
+
+Like real guests, fake guests outlive the compute process: with a
+``state_dir`` (the instances path) each guest is kept in
+``<state_dir>/<uuid>/fake-guest.json`` and found again by init_host.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -66,18 +72,21 @@ class FakeDriver:
         memory_mb: int = 32768,
         local_gb: int = 1024,
         spawn_delay: float = 0.0,
+        action_delay: float = 0.0,
         fail_spawn: str = "",
         hypervisor_type: str = "fake",
         cpu_arch: str = "x86_64",
         vnc_listen: str = "127.0.0.1",
+        state_dir: str | None = None,
     ):
         if clock is None:
             from twisted.internet import reactor as clock
         if conf is not None:
             fake = conf.fake_driver
             vcpus, memory_mb, local_gb = fake.vcpus, fake.memory_mb, fake.local_gb
-            spawn_delay, fail_spawn = fake.spawn_delay, fake.fail_spawn
+            spawn_delay, fail_spawn, action_delay = fake.spawn_delay, fake.fail_spawn, fake.action_delay
             hypervisor_type, cpu_arch = fake.hypervisor_type, fake.cpu_arch
+            state_dir = state_dir or conf.compute.instances_path
         self.clock = clock
         self.image_service = image_service
         self.host = host
@@ -85,18 +94,65 @@ class FakeDriver:
         self.memory_mb = memory_mb
         self.local_gb = local_gb
         self.spawn_delay = spawn_delay
+        self.action_delay = action_delay
         self.fail_spawn = re.compile(fail_spawn) if fail_spawn else None
         self.hypervisor_type = hypervisor_type
         self.cpu_arch = cpu_arch
         self.vnc_listen = vnc_listen
+        self.state_dir = state_dir
         self.guests: dict[str, FakeGuest] = {}
+        self.dead = False
+        self._pending: set[defer.Deferred] = set()
         self._listeners = []
         self._next_port = 5900
 
+    # -- persistence (guests outlive compute, as on a real hypervisor) -----------
+    def _guest_file(self, uuid: str) -> str:
+        return os.path.join(self.state_dir, uuid, "fake-guest.json")
+
+    def _save(self, guest: FakeGuest):
+        if self.dead:
+            raise exception.HypervisorError(reason="the compute host is gone")
+        if self.state_dir is None:
+            return defer.succeed(None)
+        data = json.dumps(asdict(guest))
+        path = self._guest_file(guest.uuid)
+
+        def write():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w") as handle:
+                handle.write(data)
+            os.replace(path + ".tmp", path)
+
+        return threads.deferToThread(write)
+
+    def _forget(self, uuid: str):
+        if self.dead:
+            return defer.fail(exception.HypervisorError(reason="the compute host is gone"))
+        if self.state_dir is None:
+            return defer.succeed(None)
+        path = self._guest_file(uuid)
+        return threads.deferToThread(lambda: shutil.rmtree(os.path.dirname(path), ignore_errors=True))
+
+    def _load(self) -> dict[str, FakeGuest]:
+        found = {}
+        if self.state_dir is None or not os.path.isdir(self.state_dir):
+            return found
+        for name in os.listdir(self.state_dir):
+            path = self._guest_file(name)
+            if os.path.exists(path):
+                with open(path) as handle:
+                    guest = FakeGuest(**json.load(handle))
+                found[guest.uuid] = guest
+        return found
+
     # -- host -----------------------------------------------------------------
+    @defer.inlineCallbacks
     def init_host(self, host):
         self.host = host
-        return defer.succeed(None)
+        self.guests = yield threads.deferToThread(self._load)
+        if self.guests:
+            self._next_port = max(g.vnc_port for g in self.guests.values())
 
     def cleanup_host(self):
         return defer.succeed(None)
@@ -177,7 +233,7 @@ class FakeDriver:
     @defer.inlineCallbacks
     def spawn(self, ctxt, instance, image_meta, admin_password=None):
         if self.spawn_delay:
-            yield task.deferLater(self.clock, self.spawn_delay, lambda: None)
+            yield self._sleep(self.spawn_delay)
         if self._should_fail(instance):
             raise exception.HypervisorError(reason=f"fake spawn failure injected for {instance['uuid']}")
         if instance["uuid"] in self.guests:
@@ -193,50 +249,52 @@ class FakeDriver:
         )
         guest.console.append(f"fake guest {guest.name} booted from image {image_meta.get('id', '?')}")
         self.guests[guest.uuid] = guest
-        return None
+        yield self._save(guest)
 
     def destroy(self, ctxt, instance, destroy_disks=True):
         self.guests.pop(instance["uuid"], None)
-        return defer.succeed(None)
+        return self._forget(instance["uuid"])
+
+    @defer.inlineCallbacks
+    def _change(self, instance, allowed, action, mutate):
+        """After ``action_delay``, apply ``mutate(guest)`` if the guest's state is one of
+        ``allowed``, then persist it."""
+        guest = self._guest(instance)
+        if allowed is not None:
+            self._require(guest, allowed, action)
+        if self.action_delay:
+            yield self._sleep(self.action_delay)
+            guest = self._guest(instance)
+        mutate(guest)
+        yield self._save(guest)
 
     @defer.inlineCallbacks
     def reboot(self, ctxt, instance, reboot_type):
-        guest = self._guest(instance)
-        if reboot_type == "SOFT":
-            self._require(guest, (states.RUNNING,), "reboot")
-        yield task.deferLater(self.clock, 0, lambda: None)
-        guest.state = states.RUNNING
-        guest.boots += 1
-        guest.console.append(f"fake guest {guest.name} rebooted ({reboot_type.lower()}), boot {guest.boots}")
+        def rebooted(g):
+            g.state = states.RUNNING
+            g.boots += 1
+            g.console.append(f"fake guest {g.name} rebooted ({reboot_type.lower()}), boot {g.boots}")
+
+        allowed = (states.RUNNING,) if reboot_type == "SOFT" else None
+        yield self._change(instance, allowed, "reboot", rebooted)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        try:
-            guest = self._guest(instance)
-        except exception.InstanceNotFound:
-            return defer.fail()
-        guest.state = states.SHUTDOWN
-        guest.console.append(f"fake guest {guest.name} powered off")
-        return defer.succeed(None)
+        def off(g):
+            g.state = states.SHUTDOWN
+            g.console.append(f"fake guest {g.name} powered off")
+
+        return self._change(instance, None, "power_off", off)
 
     def power_on(self, ctxt, instance):
-        try:
-            guest = self._guest(instance)
-            self._require(guest, (states.SHUTDOWN, states.CRASHED, states.RUNNING), "power_on")
-        except exception.NovaError:
-            return defer.fail()
-        guest.state = states.RUNNING
-        guest.boots += 1
-        guest.console.append(f"fake guest {guest.name} powered on, boot {guest.boots}")
-        return defer.succeed(None)
+        def on(g):
+            g.state = states.RUNNING
+            g.boots += 1
+            g.console.append(f"fake guest {g.name} powered on, boot {g.boots}")
+
+        return self._change(instance, (states.SHUTDOWN, states.CRASHED, states.RUNNING), "power_on", on)
 
     def _transition(self, instance, allowed, new_state, action):
-        try:
-            guest = self._guest(instance)
-            self._require(guest, allowed, action)
-        except exception.NovaError:
-            return defer.fail()
-        guest.state = new_state
-        return defer.succeed(None)
+        return self._change(instance, allowed, action, lambda g: setattr(g, "state", new_state))
 
     def pause(self, instance):
         return self._transition(instance, (states.RUNNING,), states.PAUSED, "pause")
@@ -254,15 +312,14 @@ class FakeDriver:
     def snapshot(self, ctxt, instance, image_id, update_task_state):
         guest = self._guest(instance)
         yield update_task_state(states.IMAGE_PENDING_UPLOAD, states.IMAGE_SNAPSHOT)
-        handle, path = tempfile.mkstemp(prefix=f"fake-snapshot-{guest.uuid}-")
+        if self.action_delay:
+            yield self._sleep(self.action_delay)
+        seed = f"{guest.uuid}:{guest.boots}:{self.clock.seconds()}".encode()
+        path = yield threads.deferToThread(_write_fake_disk, guest.uuid, seed)
         try:
-            # A small but real disk file: its bytes identify the guest and the moment.
-            with os.fdopen(handle, "wb") as out:
-                seed = f"{guest.uuid}:{guest.boots}:{self.clock.seconds()}".encode()
-                block = hashlib.sha512(seed).digest() * 64
-                for _ in range(16):
-                    out.write(block)
             yield update_task_state(states.IMAGE_UPLOADING, states.IMAGE_PENDING_UPLOAD)
+            if self.action_delay:
+                yield self._sleep(self.action_delay)
             if self.image_service is None:
                 raise exception.HypervisorError(reason="no image service to upload the snapshot to")
             yield self.image_service.upload(ctxt, image_id, path)
@@ -270,34 +327,29 @@ class FakeDriver:
             os.unlink(path)
 
     def resize(self, ctxt, instance, new_flavor):
-        try:
-            guest = self._guest(instance)
-        except exception.InstanceNotFound:
-            return defer.fail()
-        guest.old_flavor = {"memory_mb": guest.memory_mb, "vcpus": guest.vcpus, "root_gb": guest.root_gb}
-        guest.memory_mb = int(new_flavor["memory_mb"])
-        guest.vcpus = int(new_flavor["vcpus"])
-        guest.root_gb = int(new_flavor.get("root_gb", guest.root_gb))
-        guest.state = states.RUNNING
-        return defer.succeed(None)
+        def resized(g):
+            g.old_flavor = {"memory_mb": g.memory_mb, "vcpus": g.vcpus, "root_gb": g.root_gb}
+            g.memory_mb = int(new_flavor["memory_mb"])
+            g.vcpus = int(new_flavor["vcpus"])
+            g.root_gb = int(new_flavor.get("root_gb", g.root_gb))
+            g.state = states.RUNNING
+
+        return self._change(instance, None, "resize", resized)
 
     def confirm_resize(self, ctxt, instance):
-        guest = self.guests.get(instance["uuid"])
-        if guest is not None:
-            guest.old_flavor = None
-        return defer.succeed(None)
+        if instance["uuid"] not in self.guests:
+            return defer.succeed(None)
+        return self._change(instance, None, "confirm_resize", lambda g: setattr(g, "old_flavor", None))
 
     def revert_resize(self, ctxt, instance, old_flavor):
-        try:
-            guest = self._guest(instance)
-        except exception.InstanceNotFound:
-            return defer.fail()
-        guest.memory_mb = int(old_flavor["memory_mb"])
-        guest.vcpus = int(old_flavor["vcpus"])
-        guest.root_gb = int(old_flavor.get("root_gb", guest.root_gb))
-        guest.old_flavor = None
-        guest.state = states.RUNNING
-        return defer.succeed(None)
+        def reverted(g):
+            g.memory_mb = int(old_flavor["memory_mb"])
+            g.vcpus = int(old_flavor["vcpus"])
+            g.root_gb = int(old_flavor.get("root_gb", g.root_gb))
+            g.old_flavor = None
+            g.state = states.RUNNING
+
+        return self._change(instance, None, "revert_resize", reverted)
 
     def get_console_output(self, ctxt, instance):
         try:
@@ -321,21 +373,47 @@ class FakeDriver:
             return defer.fail()
         return defer.succeed({"host": self.vnc_listen, "port": guest.vnc_port + 1000, "internal_access_path": None})
 
+    def crash_host(self) -> None:
+        """The compute process died: nothing it had in flight completes or persists."""
+        self.dead = True
+        for pending in list(self._pending):
+            pending.cancel()
+
+    def _sleep(self, seconds: float) -> defer.Deferred:
+        d = task.deferLater(self.clock, seconds, lambda: None)
+        self._pending.add(d)
+        d.addBoth(lambda r: (self._pending.discard(d), r)[1])
+        return d
+
     # -- what happens inside a guest (test hooks) ---------------------------------
-    def simulate_guest_poweroff(self, uuid: str) -> None:
+    def _simulate(self, uuid: str, power_state: int) -> defer.Deferred:
+        guest = self.guests[uuid]
+        guest.state = power_state
+        self._emit(uuid, power_state)
+        return self._save(guest)
+
+    def simulate_guest_poweroff(self, uuid: str) -> defer.Deferred:
         """The guest shut itself down (``poweroff`` inside it)."""
-        self.guests[uuid].state = states.SHUTDOWN
-        self._emit(uuid, states.SHUTDOWN)
+        return self._simulate(uuid, states.SHUTDOWN)
 
-    def simulate_crash(self, uuid: str) -> None:
-        self.guests[uuid].state = states.CRASHED
-        self._emit(uuid, states.CRASHED)
+    def simulate_crash(self, uuid: str) -> defer.Deferred:
+        return self._simulate(uuid, states.CRASHED)
 
-    def simulate_external_pause(self, uuid: str) -> None:
+    def simulate_external_pause(self, uuid: str) -> defer.Deferred:
         """Someone paused the guest outside compute (``virsh suspend``)."""
-        self.guests[uuid].state = states.PAUSED
-        self._emit(uuid, states.PAUSED)
+        return self._simulate(uuid, states.PAUSED)
 
-    def simulate_vanish(self, uuid: str) -> None:
+    def simulate_vanish(self, uuid: str) -> defer.Deferred:
         """The guest disappeared from the hypervisor."""
         self.guests.pop(uuid, None)
+        return self._forget(uuid)
+
+
+def _write_fake_disk(uuid: str, seed: bytes) -> str:
+    """Write a small but real disk file whose bytes identify the guest and the moment."""
+    handle, path = tempfile.mkstemp(prefix=f"fake-snapshot-{uuid}-")
+    with os.fdopen(handle, "wb") as out:
+        block = hashlib.sha512(seed).digest() * 64
+        for _ in range(16):
+            out.write(block)
+    return path

@@ -24,11 +24,16 @@ from nova_twisted.rpc import get_transport
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 
+#: compute-3 spawns (and acts) slowly, so tests can act on a server while it is busy.
+SLOW_HOST = "compute-3"
+SLOW_SPAWN = 3.0
+
 FLAVORS = [
     {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1},
     {"flavorid": "2", "name": "m1.small", "memory_mb": 2048, "vcpus": 1, "root_gb": 20},
     {"flavorid": "3", "name": "m1.medium", "memory_mb": 4096, "vcpus": 2, "root_gb": 40},
     {"flavorid": "4", "name": "m1.large", "memory_mb": 8192, "vcpus": 4, "root_gb": 80},
+    {"flavorid": "5", "name": "m1.narrow", "memory_mb": 1024, "vcpus": 2, "root_gb": 20},
 ]
 
 
@@ -39,7 +44,7 @@ def user_context(project="project-a", user="user-a", admin=False):
 
 def cloud_conf(state_path, db_url, transport_url, host="compute-1", extra=None):
     values = {
-        ("DEFAULT", "state_path"): str(state_path),
+        ("DEFAULT", "state_path"): os.path.join(str(state_path), host),
         ("DEFAULT", "host"): host,
         ("DEFAULT", "report_interval"): "1",
         ("DEFAULT", "service_down_time"): "6",
@@ -50,13 +55,31 @@ def cloud_conf(state_path, db_url, transport_url, host="compute-1", extra=None):
         ("compute", "update_resources_interval"): "1",
         ("compute", "sync_power_state_interval"): "1",
         ("scheduler", "host_state_refresh_interval"): "0.5",
+        ("scheduler", "stranded_check_interval"): "1",
+        ("quota", "instances"): "1000",
+        ("quota", "cores"): "1000",
+        ("quota", "ram"): "10000000",
+        # Each host takes exactly ten m1.tiny (512 MiB each, nothing oversubscribed).
+        ("compute", "ram_allocation_ratio"): "1.0",
+        ("compute", "reserved_host_memory_mb"): "512",
         ("fake_driver", "vcpus"): "4",
-        ("fake_driver", "memory_mb"): "8704",
+        ("fake_driver", "memory_mb"): "5632",
         ("fake_driver", "local_gb"): "200",
+        ("fake_driver", "action_delay"): "0.2",
     }
+    if host == SLOW_HOST:
+        values[("fake_driver", "spawn_delay")] = str(SLOW_SPAWN)
+        values[("fake_driver", "action_delay")] = str(SLOW_SPAWN)
     for key, value in (extra or {}).items():
         values[key] = str(value)
     return confmod.load((), values)
+
+
+def make_image_service(conf, database):
+    """The built-in image store (what nova-all uses in-process)."""
+    from nova_twisted.image.store import ImageStore
+
+    return ImageStore.from_config(conf, database, reactor)
 
 
 class CloudBase:
@@ -64,6 +87,62 @@ class CloudBase:
 
     api: API
     database: Database
+    slow_spawn = SLOW_SPAWN
+    tmpdir: str
+
+    async def make_image(self) -> str:
+        """A public, active image to boot from; return its id."""
+        import tempfile
+
+        ctxt = user_context(project="admin-project", user="admin", admin=True)
+        image = await self.image_service.create(
+            ctxt, {"name": "cirros-ish", "disk_format": "qcow2", "container_format": "bare", "visibility": "public"}
+        )
+        with tempfile.NamedTemporaryFile(dir=self.tmpdir, delete=False) as handle:
+            handle.write(b"QFI\xfb" + b"\0" * 4096)
+        await self.image_service.upload(ctxt, image["id"], handle.name)
+        os.unlink(handle.name)
+        return image["id"]
+
+    async def wait_image(self, ctxt, image_id, status, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        image = None
+        while time.monotonic() < deadline:
+            image = await self.image_service.show(ctxt, image_id)
+            if image["status"] == status:
+                return image
+            await task.deferLater(reactor, 0.05, lambda: None)
+        raise AssertionError(f"image {image_id} never became {status}: {image}")
+
+    async def create_group(self, ctxt, name, policy):
+        from nova_twisted.db import server_groups
+
+        return await self.database.run(server_groups.create, name, policy, ctxt.project_id, ctxt.user_id)
+
+    async def set_enabled(self, hosts, enabled):
+        from nova_twisted import utils
+        from nova_twisted.db import services
+
+        for host in hosts:
+            await self.database.run(services.update, host, "nova-compute", utils.utcnow(), disabled=not enabled)
+
+    async def actions(self, uuid):
+        from nova_twisted.db import actions
+
+        return await self.database.run(actions.list_for_instance, uuid)
+
+    async def guests(self) -> set[str]:
+        """Every guest any fake hypervisor of this cloud holds (from their persisted state)."""
+        found = set()
+        for host in os.listdir(self.tmpdir):
+            instances_dir = os.path.join(self.tmpdir, host, "instances")
+            if os.path.isdir(instances_dir):
+                found |= {
+                    u
+                    for u in os.listdir(instances_dir)
+                    if os.path.exists(os.path.join(instances_dir, u, "fake-guest.json"))
+                }
+        return found
 
     async def wait_for(self, uuid, predicate, timeout=30.0, ctxt=None):
         """Poll the instance until ``predicate(instance)``; return it (fail on timeout)."""
@@ -126,39 +205,59 @@ class InProcessCloud(CloudBase):
         self.conf = conf
         self.database = Database.from_config(conf, reactor)
         self.database.startService()
-        self.transport = get_transport(conf.transport.url, clock=reactor)
+        self.transport = get_transport(conf.transport, clock=reactor)
         await self.transport.connect()
         for flavor in FLAVORS:
             await self.database.run(flavors.create, flavor)
+        self.image_service = make_image_service(conf, self.database)
         self.services["conductor"] = conductor_service.build(conf, reactor, self.transport, self.database)
         self.services["scheduler"] = scheduler_service.build(conf, reactor, self.transport, self.database)
         for svc in self.services.values():
             svc.startService()
         for host in self.hosts:
             await self.start_compute(host)
-        self.api = API(self.database, self.transport, conf, reactor)
+        self.api = API(self.database, self.transport, conf, reactor, self.image_service)
         await self.wait_hosts(len(self.hosts))
 
-    async def start_compute(self, host):
+    async def start_compute(self, host, extra=None):
+        """Start nova-compute for ``host`` on its own bus connection, as a separate daemon would."""
         from nova_twisted.compute import service as compute_service
 
-        conf = cloud_conf(self.tmpdir, self.db_url, self.transport_url, host, self.extra)
-        svc = compute_service.build(conf, reactor, self.transport)
+        conf = cloud_conf(self.tmpdir, self.db_url, self.transport_url, host, {**self.extra, **(extra or {})})
+        svc = compute_service.build(conf, reactor, image_service=self.image_service)
         svc.startService()
         self.services[host] = svc
+        await self._nova_service(host).registered
         return svc
 
+    def _nova_service(self, host):
+        transport_service = next(iter(self.services[host]))
+        return next(iter(transport_service))
+
     def driver(self, host):
-        svc = self.services[host]
-        nova_service = next(iter(svc))
-        return nova_service.manager.driver
+        return self._nova_service(host).manager.driver
 
     async def stop_compute(self, host):
         svc = self.services.pop(host)
         await svc.stopService()
 
+    async def restart_compute(self, host, extra=None):
+        return await self.start_compute(host, extra)
+
+    async def kill_compute(self, host):
+        """The compute process dies: no draining, no heartbeat, unacknowledged messages go back."""
+        nova = self._nova_service(host)
+        del self.services[host]
+        if nova.rpcserver is not None and nova.rpcserver.listener is not None:
+            nova.rpcserver.listener.abort()
+        for periodic in nova.tasks:
+            periodic.stop()
+        await nova.transport.close()
+        nova.manager.driver.crash_host()
+
     async def stop(self):
-        for name in list(self.services):
+        for name in reversed(list(self.services)):  # computes first: they still talk to conductor
             await self.services.pop(name).stopService()
         await self.transport.close()
+        self.image_service.close()
         self.database.stopService()
