@@ -1,7 +1,7 @@
 """RPC over RabbitMQ: our AMQP transport against oslo.messaging's rabbit driver, same broker, same run.
 
 Usage: .venv/bin/python bench/rpc.py [--url amqp://guest:guest@127.0.0.1:5672/]
-       [--casts 20000] [--calls 3000] [--concurrency 20] [--rounds 3] [--only ours|oslo]
+       [--casts 20000] [--calls 3000] [--concurrency 20] [--rounds 5] [--only ours|oslo]
 
 For each implementation a server process and a client process are started
 (bench/_rpc_ours.py, bench/_rpc_oslo.py). The client measures:
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--casts", type=int, default=20000)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="client runs per implementation; best figures shown")
+    parser.add_argument("--rounds", type=int, default=5, help="client runs per implementation; best figures shown")
     parser.add_argument("--only", choices=["ours", "oslo"])
     args = parser.parse_args(argv)
     url, cleanup = scratch_vhost(args.url)
