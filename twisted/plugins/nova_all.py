@@ -5,7 +5,6 @@ from nova_twisted.cmd.plugin import NovaServiceMaker
 serviceMaker = NovaServiceMaker(
     "nova-all",
     "nova-all: the whole cloud in one process (SQLite, in-memory bus, fake driver).",
-    None,
+    "nova_twisted.cmd.all:build",
     in_process=True,
-    missing="the all-in-one service",
 )

@@ -5,6 +5,5 @@ from nova_twisted.cmd.plugin import NovaServiceMaker
 serviceMaker = NovaServiceMaker(
     "nova-api",
     "nova-api: OpenStack Compute v2.1, identity and image APIs over HTTP.",
-    None,
-    missing="the API service (OpenStack Compute, identity and image endpoints)",
+    "nova_twisted.api.service:build",
 )

@@ -1,0 +1,264 @@
+"""The OpenStack Compute API v2.1 application: routing, microversions, errors, policy.
+
+Resource modules (``servers``, ``flavors``, ...) each define
+``register(app)`` and add their routes with :meth:`ComputeApp.route`;
+handlers are ``async def handler(app, req)`` and use the helpers here for
+the microversion, body validation, policy and pagination, so that every
+resource answers the same way Nova does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from urllib.parse import urlencode
+
+import jsonschema
+from twisted.logger import Logger
+
+from nova_twisted import exception
+from nova_twisted.api.compute import microversion
+from nova_twisted.api.compute.microversion import APIVersion
+from nova_twisted.api.http import JSONRouter, Response
+from nova_twisted.compute.api import API
+
+log = Logger(namespace="nova.api.compute")
+
+#: Nova's names for error bodies, by status.
+FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+
+#: Resource modules, each with ``register(app)``; a missing module is skipped.
+RESOURCE_MODULES = [
+    "versions",
+    "servers",
+    "server_actions",
+    "server_metadata",
+    "instance_actions",
+    "remote_consoles",
+    "flavors",
+    "keypairs",
+    "availability_zones",
+    "hypervisors",
+    "services",
+    "limits",
+    "quota_sets",
+    "server_groups",
+    "simple_tenant_usage",
+    "openapi",
+]
+
+
+def nova_error(exc: exception.NovaError) -> dict:
+    """Nova's error body: ``{"badRequest": {"code": 400, "message": "..."}}``.
+
+    Unexpected errors reach here already replaced by the router's generic,
+    traceback-free message.
+    """
+    code = exc.code if isinstance(exc.code, int) else 500
+    return {FAULT_NAMES.get(code, "computeFault"): {"code": code, "message": exc.message}}
+
+
+class ComputeApp:
+    """The compute API: a JSONRouter plus what handlers share."""
+
+    def __init__(self, conf, database, transport, reactor, authenticator, image_service=None, policy=None):
+        from nova_twisted.api.compute.policies import load_enforcer
+
+        self.conf = conf
+        self.database = database
+        self.reactor = reactor
+        self.image_service = image_service
+        self.compute_api = API(database, transport, conf, reactor, image_service)
+        self.policy = policy or load_enforcer(conf)
+        self.router = JSONRouter(
+            error_body=nova_error,
+            authenticate=authenticator,
+            before=self._before,
+            after=self._after,
+            request_id_headers=("x-openstack-request-id", "x-compute-request-id"),
+        )
+        for name in RESOURCE_MODULES:
+            try:
+                module = importlib.import_module(f"nova_twisted.api.compute.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"nova_twisted.api.compute.{name}":
+                    raise
+                continue
+            module.register(self)
+
+    @property
+    def resource(self):
+        """The twisted.web Resource to serve (the root of its Site)."""
+        return self.router
+
+    # -- routing ----------------------------------------------------------------------------
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        handler,
+        auth: bool = True,
+        min_version: str | None = None,
+        max_version: str | None = None,
+    ) -> None:
+        """Route ``method pattern`` to ``handler(app, req)``, for the given microversions.
+
+        Outside ``min_version``..``max_version`` the route answers 404, as
+        Nova does for an API that does not exist at the requested version.
+        """
+
+        async def call(req):
+            if min_version or max_version:
+                if not self.version(req).matches(min_version, max_version):
+                    raise exception.NotFound("The resource could not be found.")
+            return await handler(self, req)
+
+        call.__name__ = getattr(handler, "__name__", "handler")
+        call.__doc__ = handler.__doc__
+        call.versions = (min_version, max_version)
+        self.router.add(method, pattern, call, auth=auth)
+
+    def _before(self, req) -> None:
+        if not req.path.startswith("/v2.1"):
+            return
+        version = microversion.requested_version(
+            req.header("openstack-api-version"), req.header("x-openstack-nova-api-version")
+        )
+        req.extra["version"] = version
+        req.response_headers.update(
+            {
+                "OpenStack-API-Version": f"compute {version}",
+                "X-OpenStack-Nova-API-Version": str(version),
+                "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+            }
+        )
+
+    def _after(self, req, response: Response) -> None:
+        return None
+
+    # -- helpers handlers share ---------------------------------------------------------------
+    @staticmethod
+    def version(req) -> APIVersion:
+        """The microversion of this request (2.1 when it asked for none)."""
+        return req.extra.get("version", microversion.MIN)
+
+    def authorize(self, req, rule: str, target: dict | None = None) -> None:
+        """Raise Forbidden unless policy ``rule`` allows the caller on ``target``."""
+        target = target or {"project_id": req.context.project_id, "user_id": req.context.user_id}
+        self.policy.authorize(req.context, rule, target)
+
+    def allowed(self, req, rule: str, target: dict | None = None) -> bool:
+        target = target or {"project_id": req.context.project_id, "user_id": req.context.user_id}
+        return self.policy.allowed(req.context, rule, target)
+
+    @staticmethod
+    def body(req, schema: dict | None = None):
+        """The request's JSON body, validated against ``schema`` (Nova's 400 on any mismatch)."""
+        data = req.json()
+        if schema is not None:
+            validate(data, schema)
+        return data
+
+    async def instance(self, req, server_id: str, read_deleted: str = "no") -> dict:
+        """The server, if the caller may see it: 404 otherwise (never 403, as Nova)."""
+        ctxt = req.context
+        admin = self.allowed(req, "os_compute_api:servers:show:all_projects")
+        if not admin:
+            ctxt = _without_admin(ctxt)
+        return await self.compute_api.get(ctxt, server_id, read_deleted)
+
+    def limit(self, req) -> int | None:
+        """``?limit=`` as an int, capped by ``[api] max_limit``; 400 if malformed."""
+        raw = req.arg("limit")
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise exception.InvalidRequest(
+                reason=f"Invalid input for query parameters limit. Value: {raw}. '{raw}' does not match '^[0-9]*$'"
+            ) from None
+        if value < 0:
+            raise exception.InvalidRequest(
+                reason=f"Invalid input for query parameters limit. Value: {raw}. '{raw}' does not match '^[0-9]*$'"
+            )
+        return min(value, self.conf.api.max_limit)
+
+    @staticmethod
+    def base_url(req) -> str:
+        """``scheme://host:port`` as the client addressed us."""
+        raw = req.raw
+        scheme = "https" if raw.isSecure() else "http"
+        host = req.header("host")
+        if not host:
+            addr = raw.getHost()
+            host = f"{addr.host}:{addr.port}"
+        return f"{scheme}://{host}"
+
+    def links(self, req, collection: str, item_id) -> list[dict]:
+        """The self and bookmark links Nova puts on every item."""
+        base = self.base_url(req)
+        return [
+            {"rel": "self", "href": f"{base}/v2.1/{collection}/{item_id}"},
+            {"rel": "bookmark", "href": f"{base}/{collection}/{item_id}"},
+        ]
+
+    def next_link(self, req, collection: str, items: list[dict], limit: int | None, marker_key: str = "id"):
+        """``[{"rel": "next", ...}]`` when a page is full, else ``[]``."""
+        page = limit if limit is not None else self.conf.api.max_limit
+        if not items or len(items) < page:
+            return []
+        params = [(k, v) for k, values in req.query.items() if k != "marker" for v in values]
+        params.append(("marker", items[-1][marker_key]))
+        return [{"rel": "next", "href": f"{self.base_url(req)}/v2.1/{collection}?{urlencode(params)}"}]
+
+
+def _without_admin(ctxt):
+    from nova_twisted.context import RequestContext
+
+    data = ctxt.to_wire()
+    data["is_admin"] = False
+    return RequestContext.from_dict(data)
+
+
+def validate(data, schema: dict) -> None:
+    """Raise ValidationError (400) with Nova's wording when ``data`` breaks ``schema``."""
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    path = "/".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        raise exception.ValidationError(
+            f"Additional properties are not allowed ({_extra(error)} was unexpected)", field=path, reason=error.message
+        )
+    if error.validator == "required":
+        raise exception.ValidationError(f"{error.message}", field=path, reason=error.message)
+    value = error.instance
+    raise exception.ValidationError(
+        f"Invalid input for field/attribute {path or error.validator}. Value: {value}. {error.message}",
+        field=path,
+        reason=error.message,
+    )
+
+
+def _extra(error) -> str:
+    message = error.message
+    start = message.find("(")
+    return message[start + 1 : message.rfind(" was unexpected")] if start >= 0 else message
+
+
+def build_compute_resource(conf, database, transport, reactor, authenticator, image_service=None):
+    """The twisted.web Resource answering the compute API (the root of its Site)."""
+    return ComputeApp(conf, database, transport, reactor, authenticator, image_service).resource
