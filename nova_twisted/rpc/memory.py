@@ -288,7 +288,7 @@ class MemoryTransport:
         names = [topic]
         if server:
             names.append(_queue_name(topic, server))
-        fanout_queue = f"{topic}_fanout_{id(handler):x}_{next(self._ids)}"
+        fanout_queue = f"{topic}_fanout_{self._instance}_{next(self._ids)}"
         names.append(fanout_queue)
         listener = MemoryListener(self, handler, names, self.prefetch)
         self.broker.fanouts.setdefault(topic, set()).add(fanout_queue)
