@@ -261,6 +261,17 @@ class InstanceMetadata(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+class InstanceTag(Base):
+    """A server's tags (shown from microversion 2.26, set at boot from 2.52), as Nova's ``tags``."""
+
+    __tablename__ = "instance_tags"
+    __table_args__ = (Index("instance_tags_tag_idx", "tag"),)
+    instance_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
 class RequestSpec(Base):
     """What a build asked for, kept for reschedules, resizes and rebuilds."""
 

@@ -417,6 +417,15 @@ def upgrade():
     sa.ForeignKeyConstraint(['instance_uuid'], ['instances.uuid'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('instance_uuid', 'key')
     )
+    op.create_table('instance_tags',
+    sa.Column('instance_uuid', sa.String(length=36), nullable=False),
+    sa.Column('tag', sa.String(length=80), nullable=False),
+    sa.ForeignKeyConstraint(['instance_uuid'], ['instances.uuid'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('instance_uuid', 'tag')
+    )
+    with op.batch_alter_table('instance_tags', schema=None) as batch_op:
+        batch_op.create_index('instance_tags_tag_idx', ['tag'], unique=False)
+
     op.create_table('inventories',
     sa.Column('compute_node_id', sa.Integer(), nullable=False),
     sa.Column('resource_class', sa.String(length=32), nullable=False),
@@ -456,6 +465,10 @@ def downgrade():
     op.drop_table('role_assignments')
     op.drop_table('request_specs')
     op.drop_table('inventories')
+    with op.batch_alter_table('instance_tags', schema=None) as batch_op:
+        batch_op.drop_index('instance_tags_tag_idx')
+
+    op.drop_table('instance_tags')
     op.drop_table('instance_metadata')
     with op.batch_alter_table('instance_actions_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instance_actions_events_action_id'))
