@@ -20,7 +20,7 @@ from nova_twisted import exception, utils
 from nova_twisted.compute import states
 from nova_twisted.compute.rpcapi import ComputeAPI
 from nova_twisted.db import actions, flavors, instances, keypairs, placement, quotas, server_groups, services
-from nova_twisted.db.models import Migration
+from nova_twisted.db.models import InstanceTag, Migration
 from nova_twisted.scheduler.rpcapi import SchedulerAPI
 
 log = Logger(namespace="nova.compute.api")
@@ -36,6 +36,15 @@ def sanitize_hostname(name: str, default: str = "server") -> str:
     hostname = re.sub(r"[^\w.-]+", "", hostname, flags=re.ASCII)
     hostname = hostname.strip(".-")[:63].strip(".-")
     return hostname or default
+
+
+def _create_with_tags(session, tags, *args):
+    created = instances.create(session, *args)
+    for instance in created:
+        for tag in dict.fromkeys(tags):
+            session.add(InstanceTag(instance_uuid=instance["uuid"], tag=tag))
+        instance["tags"] = list(dict.fromkeys(tags))
+    return created
 
 
 class API:
@@ -96,8 +105,14 @@ class API:
         access_ip_v6=None,
         config_drive=None,
         hostname=None,
+        tags=None,
+        system_metadata=None,
     ) -> tuple[list[dict], str]:
-        """Create servers; return (instances, reservation_id). They start in BUILD/scheduling."""
+        """Create servers; return (instances, reservation_id). They start in BUILD/scheduling.
+
+        ``tags`` (a list) are given to every server in the same transaction;
+        ``system_metadata`` is merged into each server's system metadata.
+        """
         if min_count < 1 or max_count < min_count:
             raise exception.InvalidRequest(reason="min_count must be >= 1 and <= max_count")
         flavor = await self.database.run(flavors.get_by_flavorid, str(flavor_id), ctxt.project_id, ctxt.is_admin, False)
@@ -149,6 +164,8 @@ class API:
                 reservation_id,
                 hostname,
             )
+            for row in rows:
+                row["system_metadata"].update(system_metadata or {})
             quota_check = {
                 "project_id": ctxt.project_id,
                 "user_id": ctxt.user_id,
@@ -174,7 +191,8 @@ class API:
             }
             try:
                 created = await self.database.run(
-                    instances.create,
+                    _create_with_tags,
+                    list(tags or ()),
                     rows,
                     request_spec,
                     action,
@@ -235,6 +253,7 @@ class API:
         }
         system_metadata["image_base_image_ref"] = image_ref
         for index in range(count):
+            system_metadata = dict(system_metadata)
             display_name = name if count == 1 else f"{name}-{index + 1}"
             rows.append(
                 {
@@ -473,8 +492,24 @@ class API:
         return await self.database.run(instances.update, instance["uuid"], values, Ellipsis, Ellipsis, self._now())
 
     async def rebuild(
-        self, ctxt, instance, image_ref, name=None, metadata=None, description=None, key_name=Ellipsis
+        self,
+        ctxt,
+        instance,
+        image_ref,
+        name=None,
+        metadata=None,
+        description=None,
+        key_name=Ellipsis,
+        user_data=Ellipsis,
+        access_ips=None,
+        system_metadata=None,
     ) -> dict:
+        """Rebuild on the server's host from ``image_ref``.
+
+        ``key_name``/``user_data`` left as Ellipsis keep the current ones (None
+        removes them); ``access_ips`` maps access_ip_v4/6 to new values;
+        ``system_metadata`` entries are merged (a None value removes one).
+        """
         self._check_host(instance, "rebuild")
         image = await self._image_for_boot(ctxt, image_ref, instance["flavor"])
         extra = {"image_ref": image_ref, "kernel_id": image.get("kernel_id"), "ramdisk_id": image.get("ramdisk_id")}
@@ -491,6 +526,19 @@ class API:
             else:
                 key = await self.database.run(keypairs.get, ctxt.user_id, key_name)
                 extra.update(key_name=key_name, key_data=key["public_key"])
+        if user_data is not Ellipsis:
+            if user_data is not None:
+                self._check_user_data(user_data)
+            extra["user_data"] = user_data
+        extra.update(access_ips or {})
+        if system_metadata:
+            merged = dict(instance.get("system_metadata") or {})
+            for key, value in system_metadata.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            extra["system_metadata"] = merged
         updated = await self._transition(
             ctxt, instance, "rebuild", states.REBUILDING, (states.ACTIVE, states.STOPPED, states.ERROR), extra=extra
         )
