@@ -9,7 +9,10 @@ resource answers the same way Nova does.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import importlib
+import re
 from urllib.parse import urlencode
 
 import jsonschema
@@ -232,13 +235,53 @@ def _without_admin(ctxt):
     return RequestContext.from_dict(data)
 
 
+class InvalidName(exception.Invalid):
+    msg_fmt = "An invalid 'name' value was provided. The name must be: %(reason)s"
+
+
+#: Formats Nova's schemas use beyond jsonschema's own: ``name``, ``base64``, ``date-time``.
+FORMAT_CHECKER = jsonschema.FormatChecker()
+_NAME = re.compile(r"^(?![\s])[^\x00-\x1f\x7f-\x9f]*(?<![\s])$")
+
+
+@FORMAT_CHECKER.checks("name", raises=InvalidName)
+def _check_name(value) -> bool:
+    if not isinstance(value, str) or _NAME.match(value):
+        return True
+    raise InvalidName(reason="printable characters. Can not start or end with whitespace.")
+
+
+@FORMAT_CHECKER.checks("base64", raises=(ValueError, TypeError))
+def _check_base64(value) -> bool:
+    if isinstance(value, str):
+        base64.b64decode(value.encode("ascii"), validate=True)
+    return True
+
+
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _check_date_time(value) -> bool:
+    if isinstance(value, str):
+        parse_isotime(value)
+    return True
+
+
+def parse_isotime(text: str) -> dt.datetime:
+    """An ISO 8601 time as naive UTC; ValueError if it is not one."""
+    value = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
 def validate(data, schema: dict) -> None:
     """Raise ValidationError (400) with Nova's wording when ``data`` breaks ``schema``."""
-    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return
     path = "/".join(str(p) for p in error.absolute_path)
+    if isinstance(error.cause, exception.NovaError):
+        raise exception.ValidationError(error.cause.message, field=path, reason=error.cause.message)
     if error.validator == "additionalProperties":
         raise exception.ValidationError(
             f"Additional properties are not allowed ({_extra(error)} was unexpected)", field=path, reason=error.message
