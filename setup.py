@@ -13,6 +13,7 @@ setup(
     package_data={
         "twisted": ["plugins/nova_*.py"],
         "nova_twisted.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+        "nova_twisted.rpc": ["*.xml"],
         "nova_twisted": ["data/*", "data/**/*"],
     },
     include_package_data=True,
@@ -31,11 +32,25 @@ setup(
         "PyYAML>=6",
         "bcrypt>=4",
         "numpy>=1.26",
+        "pycdlib>=1.14",
     ],
     extras_require={
         "libvirt": ["libvirt-python>=9"],
-        "test": ["pytest>=8", "pytest-timeout", "ruff", "hypothesis", "boto3", "openstacksdk",
-                 "python-openstackclient", "selenium", "psutil"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout",
+            "ruff",
+            "hypothesis",
+            "psutil",
+            "boto3",
+            "openstacksdk",
+            "python-openstackclient",
+            "python-glanceclient",
+            "keystoneauth1",
+            "schemathesis",
+            "py-spy",
+        ],
+        "bench": ["oslo.messaging"],
     },
     entry_points={
         "console_scripts": [

@@ -7,5 +7,5 @@ BIN=${VENV:-.venv}/bin
 args=()
 [ -n "${1:-}" ] && args=(--config "$1")
 "$BIN/nova-manage" "${args[@]}" db sync
-"$BIN/nova-manage" "${args[@]}" demo setup --clouds-yaml clouds.yaml 2>/dev/null || true
+"$BIN/nova-manage" "${args[@]}" demo setup --clouds-yaml clouds.yaml
 exec "$BIN/twistd" --pidfile= -n nova-all "${args[@]}"

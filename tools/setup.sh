@@ -34,8 +34,8 @@ stamp="$VENV/.installed-$(cat setup.py pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -U pip setuptools wheel 2>&1 | grep -v '^WARNING: Location' || true
-  extras="test"
-  if pkg-config --exists libvirt 2>/dev/null; then extras="test,libvirt"; fi
+  extras="test,bench"
+  if pkg-config --exists libvirt 2>/dev/null; then extras="$extras,libvirt"; fi
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[$extras]" \
       --config-settings editable_mode=compat 2>&1 | grep -v '^WARNING: Location' || true
   "$VENV/bin/python" -c 'import nova_twisted, twisted, txamqp, sqlalchemy' # fail loudly if the install did not work

@@ -10,14 +10,12 @@ from nova_twisted.virt import load_driver
 
 
 def image_service_for_compute(conf, reactor, image_service=None):
-    """The image service compute uses: the one given (nova-all) or a Glance client."""
+    """The image service compute uses: the one given (nova-all) or a Glance v2 client."""
     if image_service is not None:
         return image_service
-    try:
-        from nova_twisted.image.glance import client_from_config
-    except ImportError:
-        return None
-    return client_from_config(conf, reactor)
+    from nova_twisted.image import build_glance_client
+
+    return build_glance_client(conf, reactor)
 
 
 def build(conf, reactor, transport=None, database=None, image_service=None):

@@ -8,6 +8,8 @@ scenarios in test_compute_scenarios.py run against both.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +23,7 @@ from nova_twisted.db import flavors, migration, placement
 from nova_twisted.db.api import Database
 from nova_twisted.rpc import get_transport
 
+MYSQL_SERVER = os.environ.get("NOVA_TEST_MYSQL", "mysql+pymysql://root:@127.0.0.1:3306")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -43,6 +46,11 @@ def user_context(project="project-a", user="user-a", admin=False):
 
 
 def cloud_conf(state_path, db_url, transport_url, host="compute-1", extra=None):
+    return confmod.load((), cloud_values(state_path, db_url, transport_url, host, extra))
+
+
+def cloud_values(state_path, db_url, transport_url, host="compute-1", extra=None) -> dict:
+    """The test cloud's configuration for ``host``, as {(section, option): text}."""
     values = {
         ("DEFAULT", "state_path"): os.path.join(str(state_path), host),
         ("DEFAULT", "host"): host,
@@ -72,7 +80,18 @@ def cloud_conf(state_path, db_url, transport_url, host="compute-1", extra=None):
         values[("fake_driver", "action_delay")] = str(SLOW_SPAWN)
     for key, value in (extra or {}).items():
         values[key] = str(value)
-    return confmod.load((), values)
+    return values
+
+
+def write_conf(path, values: dict) -> str:
+    """Write {(section, option): text} as a nova.conf file; return its path."""
+    sections: dict[str, list[str]] = {}
+    for (section, name), value in values.items():
+        sections.setdefault(section, []).append(f"{name} = {value}")
+    with open(path, "w") as handle:
+        for section, lines in sections.items():
+            handle.write(f"[{section}]\n" + "\n".join(lines) + "\n\n")
+    return str(path)
 
 
 def make_image_service(conf, database):
@@ -261,3 +280,150 @@ class InProcessCloud(CloudBase):
         await self.transport.close()
         self.image_service.close()
         self.database.stopService()
+
+
+class ProcessCloud(CloudBase):
+    """conductor, scheduler, three computes and nova-api as separate twistd processes on
+    RabbitMQ (a scratch vhost) and MariaDB (a scratch database); this process drives
+    compute/api.py over the same bus and database."""
+
+    def __init__(self, tmpdir, hosts=("compute-1", "compute-2", "compute-3"), extra=None):
+        from tests.clients.cloud import free_port
+
+        self.tmpdir = str(tmpdir)
+        self.hosts = list(hosts)
+        self.extra = dict(extra or {})
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.db_name = f"nova_compute_{uuid.uuid4().hex[:10]}"
+        self.vhost = f"nova-compute-{uuid.uuid4().hex[:10]}"
+        self.db_url = f"{MYSQL_SERVER}/{self.db_name}"
+        self.transport_url = f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
+        self.ports = {"compute": free_port(), "identity": free_port(), "image": free_port()}
+
+    def _values(self, host, extra=None):
+        ports = self.ports
+        values = cloud_values(self.tmpdir, self.db_url, self.transport_url, host, {**self.extra, **(extra or {})})
+        values.update(
+            {
+                ("DEFAULT", "log_file"): os.path.join(self.tmpdir, f"{host}.log"),
+                ("api", "compute_listen"): "127.0.0.1",
+                ("api", "compute_port"): str(ports["compute"]),
+                ("api", "image_listen"): "127.0.0.1",
+                ("api", "image_port"): str(ports["image"]),
+                ("identity", "bind_host"): "127.0.0.1",
+                ("identity", "bind_port"): str(ports["identity"]),
+                ("identity", "password_hash_rounds"): "4",
+                ("image", "data_dir"): os.path.join(self.tmpdir, "images"),
+                ("image", "endpoint"): f"http://127.0.0.1:{ports['image']}",
+                # compute uploads snapshots with a service token when a request carries none
+                ("image", "auth_url"): f"http://127.0.0.1:{ports['identity']}/v3",
+                ("image", "username"): "admin",
+                ("image", "password"): "admin",
+                ("image", "project_name"): "admin",
+            }
+        )
+        return values
+
+    async def start(self):
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        values = self._values("control")
+        self.control_conf = write_conf(os.path.join(self.tmpdir, "control.conf"), values)
+        migration.sync(self.db_url)
+        self._manage("identity", "bootstrap", "--admin-password", "admin")
+        self.conf = confmod.load([self.control_conf])
+        self.database = Database.from_config(self.conf, reactor)
+        self.database.startService()
+        for flavor in FLAVORS:
+            await self.database.run(flavors.create, flavor)
+        self.image_service = make_image_service(self.conf, self.database)
+        self.transport = get_transport(self.conf.transport, clock=reactor)
+        await self.transport.connect()
+        for binary in ("nova-conductor", "nova-scheduler", "nova-api"):
+            self._spawn(binary, self.control_conf, binary)
+        for host in self.hosts:
+            await self.start_compute(host)
+        self.api = API(self.database, self.transport, self.conf, reactor, self.image_service)
+        await self.wait_hosts(len(self.hosts), timeout=60)
+
+    def _manage(self, *args):
+        subprocess.run(
+            [os.path.join(VENV_BIN, "nova-manage"), "--config", self.control_conf, *args],
+            check=True,
+            capture_output=True,
+        )
+
+    def _spawn(self, binary, conf, name):
+        log = open(os.path.join(self.tmpdir, f"{name}.out"), "ab")
+        self.processes[name] = subprocess.Popen(
+            [os.path.join(VENV_BIN, "twistd"), "--pidfile=", "-n", binary, "--config", conf],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmpdir,
+        )
+
+    async def start_compute(self, host, extra=None):
+        conf = write_conf(os.path.join(self.tmpdir, f"{host}.conf"), self._values(host, extra))
+        self._spawn("nova-compute", conf, host)
+        await self._wait_service_up(host)
+
+    async def _wait_service_up(self, host, timeout=60.0):
+        from nova_twisted import utils
+        from nova_twisted.db import services
+
+        deadline = time.monotonic() + timeout
+        started = utils.utcnow()
+        while time.monotonic() < deadline:
+            rows = await self.database.run(services.list_services, host, "nova-compute")
+            if rows and rows[0]["last_seen_up"] and rows[0]["last_seen_up"] > started:
+                return
+            proc = self.processes.get(host)
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"nova-compute {host} exited {proc.returncode}")
+            await task.deferLater(reactor, 0.2, lambda: None)
+        raise AssertionError(f"nova-compute {host} did not come up")
+
+    async def restart_compute(self, host, extra=None):
+        return await self.start_compute(host, extra)
+
+    async def stop_compute(self, host):
+        proc = self.processes.pop(host)
+        proc.send_signal(signal.SIGTERM)
+        await self._wait_exit(proc)
+
+    async def kill_compute(self, host):
+        proc = self.processes.pop(host)
+        proc.kill()
+        await self._wait_exit(proc)
+
+    @staticmethod
+    async def _wait_exit(proc, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            await task.deferLater(reactor, 0.1, lambda: None)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    async def stop(self):
+        for name in reversed(list(self.processes)):
+            proc = self.processes[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.processes.values():
+            await self._wait_exit(proc)
+        self.processes.clear()
+        await self.transport.close()
+        self.image_service.close()
+        self.database.stopService()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True)
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(MYSQL_SERVER + "/")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
+        engine.dispose()
