@@ -72,6 +72,25 @@ def get_by_name(session: Session, name: str) -> dict:
     return _with_specs(session, [row])[0]
 
 
+SORT_KEYS = (
+    "flavorid",
+    "name",
+    "memory_mb",
+    "vcpus",
+    "root_gb",
+    "swap",
+    "id",
+    "created_at",
+    "updated_at",
+    "description",
+    "ephemeral_gb",
+    "rxtx_factor",
+    "disabled",
+    "is_public",
+    "vcpu_weight",
+)
+
+
 def list_flavors(
     session: Session,
     project_id: str | None = None,
@@ -84,57 +103,63 @@ def list_flavors(
     limit: int | None = None,
     marker: str | None = None,
 ) -> list[dict]:
-    """Flavors visible to the caller, as Nova lists them (public + accessible private)."""
-    query = sa.select(Flavor).where(Flavor.disabled == sa.false())
+    """Flavors as Nova lists them.
+
+    ``is_public`` True: public flavors plus the private ones ``project_id``
+    has access to; False: private flavors only; None: all. Disabled flavors
+    are listed for admins only. ``marker`` is a flavorid the caller can see;
+    an unknown one raises Invalid (Nova's 400). Invalid for a bad sort key or
+    direction.
+    """
+    if sort_key not in SORT_KEYS:
+        raise exception.Invalid(reason=f"Invalid sort key {sort_key}")
+    if sort_dir not in ("asc", "desc"):
+        raise exception.Invalid(reason=f"Invalid sort direction {sort_dir}")
+    query = sa.select(Flavor)
+    if not is_admin:
+        query = query.where(Flavor.disabled == sa.false())
     if is_public is True:
-        if is_admin:
-            query = query.where(Flavor.is_public == sa.true())
+        if project_id is not None:
+            access = sa.select(FlavorProject.flavor_id).where(FlavorProject.project_id == project_id)
+            query = query.where(sa.or_(Flavor.is_public == sa.true(), Flavor.id.in_(access)))
         else:
-            query = _visible(query, project_id, is_admin)
+            query = query.where(Flavor.is_public == sa.true())
     elif is_public is False:
         query = query.where(Flavor.is_public == sa.false())
-        if not is_admin:
-            query = _visible(query, project_id, is_admin)
-    elif not is_admin:
-        query = _visible(query, project_id, is_admin)
     if min_ram is not None:
         query = query.where(Flavor.memory_mb >= min_ram)
     if min_disk is not None:
         query = query.where(Flavor.root_gb >= min_disk)
-    allowed = {
-        "flavorid",
-        "name",
-        "memory_mb",
-        "vcpus",
-        "root_gb",
-        "swap",
-        "id",
-        "created_at",
-        "description",
-        "ephemeral_gb",
-        "rxtx_factor",
-        "disabled",
-        "is_public",
-    }
-    if sort_key not in allowed:
-        raise exception.Invalid(reason=f"Invalid sort key {sort_key}")
     column = getattr(Flavor, sort_key)
-    order = [column.desc() if sort_dir == "desc" else column.asc(), Flavor.id.asc()]
-    rows = list(session.execute(query.order_by(*order)).scalars())
+    direction = sa.desc if sort_dir == "desc" else sa.asc
     if marker is not None:
-        ids = [r.flavorid for r in rows]
-        if marker not in ids:
-            raise exception.NotFound(f"Marker {marker} could not be found.")
-        rows = rows[ids.index(marker) + 1 :]
+        try:
+            mark = get_by_flavorid(session, marker, project_id, is_admin)
+        except exception.FlavorNotFound:
+            raise exception.Invalid(reason=f"marker [{marker}] not found") from None
+        value, mark_id = mark[sort_key], mark["id"]
+        after = (column < value) if sort_dir == "desc" else (column > value)
+        later_id = (Flavor.id < mark_id) if sort_dir == "desc" else (Flavor.id > mark_id)
+        # NULLs sort first ascending and last descending (SQLite and MariaDB alike).
+        if value is None:
+            same = sa.and_(column.is_(None), later_id)
+            query = query.where(sa.or_(column.is_not(None), same) if sort_dir == "asc" else same)
+        else:
+            beyond = sa.or_(after, sa.and_(column == value, later_id))
+            query = query.where(sa.or_(beyond, column.is_(None)) if sort_dir == "desc" else beyond)
+    query = query.order_by(direction(column), direction(Flavor.id))
     if limit is not None:
-        rows = rows[:limit]
-    return _with_specs(session, rows)
+        query = query.limit(limit)
+    return _with_specs(session, list(session.execute(query).scalars()))
 
 
 def delete(session: Session, flavorid: str) -> None:
+    """Delete a flavor with its extra specs and access list; FlavorNotFound if there is none."""
     row = session.execute(sa.select(Flavor).where(Flavor.flavorid == flavorid)).scalar_one_or_none()
     if row is None:
         raise exception.FlavorNotFound(flavor_id=flavorid)
+    session.execute(sa.delete(FlavorExtraSpec).where(FlavorExtraSpec.flavor_id == row.id))
+    session.execute(sa.delete(FlavorProject).where(FlavorProject.flavor_id == row.id))
     session.delete(row)
 
 

@@ -51,14 +51,15 @@ def get(session: Session, user_id: str, name: str) -> dict:
 
 
 def list_keypairs(session: Session, user_id: str, limit: int | None = None, marker: str | None = None) -> list[dict]:
-    query = sa.select(KeyPair).where(KeyPair.user_id == user_id).order_by(KeyPair.name)
+    """A user's key pairs in creation order; ``marker`` names the last one seen (NotFound if unknown)."""
+    query = sa.select(KeyPair).where(KeyPair.user_id == user_id).order_by(KeyPair.id)
     if marker is not None:
-        exists = session.execute(
+        marker_id = session.execute(
             sa.select(KeyPair.id).where(KeyPair.user_id == user_id, KeyPair.name == marker)
-        ).first()
-        if not exists:
+        ).scalar_one_or_none()
+        if marker_id is None:
             raise exception.NotFound(f"Marker {marker} could not be found.")
-        query = query.where(KeyPair.name > marker)
+        query = query.where(KeyPair.id > marker_id)
     if limit is not None:
         query = query.limit(limit)
     return [row.to_dict() for row in session.execute(query).scalars()]

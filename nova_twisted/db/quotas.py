@@ -28,6 +28,9 @@ RESOURCES = (
 )
 #: Resources counted from live rows; the others are limits on a single request.
 COUNTED = ("instances", "cores", "ram", "key_pairs", "server_groups")
+#: nova-network's resources: still shown and settable below API 2.36, never enforced here.
+LEGACY_RESOURCES = ("floating_ips", "fixed_ips", "security_groups", "security_group_rules")
+LEGACY_DEFAULTS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10, "security_group_rules": 20}
 
 
 def lock_project(session: Session, project_id: str) -> None:
@@ -66,24 +69,39 @@ def project_limits(session: Session, project_id: str, defaults: dict[str, int], 
     return limits
 
 
-def usage(session: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
-    """Count what the project (and user, for key pairs) uses now."""
+def usage(session: Session, project_id: str, user_id: str | None = None, per_user: bool = False) -> dict[str, int]:
+    """Count what the project (or, with ``per_user``, the user in it) uses now.
+
+    Key pairs belong to users: they are counted when ``user_id`` is given.
+    """
+    instance_filter = [Instance.project_id == project_id, Instance.deleted == 0]
+    group_filter = [ServerGroup.project_id == project_id]
+    if per_user and user_id:
+        instance_filter.append(Instance.user_id == user_id)
+        group_filter.append(ServerGroup.user_id == user_id)
     count, cores, ram = session.execute(
         sa.select(
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(Instance.vcpus), 0),
             sa.func.coalesce(sa.func.sum(Instance.memory_mb), 0),
-        ).where(Instance.project_id == project_id, Instance.deleted == 0)
+        ).where(*instance_filter)
     ).one()
-    groups = session.execute(
-        sa.select(sa.func.count()).select_from(ServerGroup).where(ServerGroup.project_id == project_id)
-    ).scalar_one()
+    groups = session.execute(sa.select(sa.func.count()).select_from(ServerGroup).where(*group_filter)).scalar_one()
     used = {"instances": int(count), "cores": int(cores), "ram": int(ram), "server_groups": int(groups)}
     if user_id:
         used["key_pairs"] = session.execute(
             sa.select(sa.func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)
         ).scalar_one()
     return used
+
+
+def user_limits(session: Session, project_id: str, user_id: str) -> dict[str, int]:
+    """The limits set for one user of a project (only those set)."""
+    return dict(
+        session.execute(
+            sa.select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id, Quota.user_id == user_id)
+        ).all()
+    )
 
 
 def group_members(session: Session, group_uuid: str) -> int:
@@ -98,20 +116,30 @@ def group_members(session: Session, group_uuid: str) -> int:
 def check_deltas(session: Session, check: dict) -> None:
     """Raise QuotaExceeded if adding ``check["deltas"]`` would pass a limit.
 
-    ``check`` = {"project_id", "user_id", "defaults": {...}, "deltas": {...}}.
-    Call inside the transaction that then writes, after lock_project.
+    ``check`` = {"project_id", "user_id", "defaults": {...}, "deltas": {...}}
+    and, for ``server_group_members``, "server_group_uuid". The project's
+    usage is checked against the project's limits and, where limits are set
+    for the user, the user's own usage against those. Call inside the
+    transaction that then writes, after lock_project.
     """
     project_id = check["project_id"]
-    limits = project_limits(session, project_id, check.get("defaults", {}), check.get("user_id"))
-    used = usage(session, project_id, check.get("user_id"))
-    over = []
-    for resource, delta in check["deltas"].items():
-        limit = limits.get(resource, -1)
-        if limit < 0 or delta <= 0:
-            continue
-        current = used.get(resource, 0)
-        if current + delta > limit:
-            over.append((resource, delta, current, limit))
+    user_id = check.get("user_id")
+    deltas = {r: d for r, d in check["deltas"].items() if d > 0}
+    if not deltas:
+        return
+    limits = project_limits(session, project_id, check.get("defaults", {}))
+    used = usage(session, project_id, user_id)
+    if "server_group_members" in deltas:
+        used["server_group_members"] = group_members(session, check.get("server_group_uuid") or "")
+    over = _over(deltas, limits, used)
+    if not over and user_id:
+        mine = user_limits(session, project_id, user_id)
+        # Key pairs are a user's own: their limit is the user's if set, else the project's.
+        if "key_pairs" in deltas and "key_pairs" not in mine:
+            mine["key_pairs"] = limits.get("key_pairs", -1)
+        if any(r in mine for r in deltas):
+            user_used = usage(session, project_id, user_id, per_user=True)
+            over = _over({r: d for r, d in deltas.items() if r in mine}, mine, user_used)
     if over:
         names = ", ".join(r for r, *_ in over)
         resource, delta, current, limit = over[0]
@@ -124,10 +152,22 @@ def check_deltas(session: Session, check: dict) -> None:
         )
 
 
+def _over(deltas: dict[str, int], limits: dict[str, int], used: dict[str, int]) -> list[tuple]:
+    over = []
+    for resource, delta in deltas.items():
+        limit = limits.get(resource, -1)
+        if limit < 0:
+            continue
+        current = used.get(resource, 0)
+        if current + delta > limit:
+            over.append((resource, delta, current, limit))
+    return over
+
+
 def set_limits(session: Session, project_id: str, limits: dict[str, int], user_id: str = "") -> None:
     """Set per-project (or per-user) limits."""
     for resource, limit in limits.items():
-        if resource not in RESOURCES:
+        if resource not in RESOURCES and resource not in LEGACY_RESOURCES:
             raise exception.Invalid(reason=f"Unknown quota resource {resource}")
         row = session.execute(
             sa.select(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id, Quota.resource == resource)
@@ -139,7 +179,28 @@ def set_limits(session: Session, project_id: str, limits: dict[str, int], user_i
 
 
 def delete_limits(session: Session, project_id: str, user_id: str = "") -> None:
-    session.execute(sa.delete(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id))
+    """Drop the limits set for a user of a project or, without ``user_id``, for the project and all its users."""
+    query = sa.delete(Quota).where(Quota.project_id == project_id)
+    if user_id:
+        query = query.where(Quota.user_id == user_id)
+    session.execute(query)
+
+
+def limits_and_usage(
+    session: Session, project_id: str, defaults: dict[str, int], user_id: str | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(limits, in use) of a project or, with ``user_id``, of one of its users, as Nova shows them.
+
+    A user's limits are the project's with the user's own on top, and its
+    usage is what that user holds. As in Nova, key pairs and server group
+    members show no usage here (they are counted per user and per group
+    when consumed).
+    """
+    limits = project_limits(session, project_id, defaults, user_id)
+    used = usage(session, project_id, user_id, per_user=bool(user_id))
+    used["key_pairs"] = 0
+    used["server_group_members"] = 0
+    return limits, used
 
 
 def set_class_limits(session: Session, class_name: str, limits: dict[str, int]) -> None:

@@ -80,6 +80,14 @@ def update(session: Session, host: str, binary: str, now: dt.datetime, **values)
 
 
 def delete(session: Session, service_id) -> None:
+    """Delete a service by id (int or digits) or uuid.
+
+    A nova-compute service that still hosts instances cannot go (Conflict);
+    otherwise its compute nodes go with it (marked deleted, their
+    inventories and allocations removed). ServiceNotFound if there is none.
+    """
+    from nova_twisted.db.models import Allocation, ComputeNode, Instance, Inventory
+
     row = (
         session.get(Service, int(service_id))
         if str(service_id).isdigit()
@@ -87,7 +95,26 @@ def delete(session: Session, service_id) -> None:
     )
     if row is None:
         raise exception.ServiceNotFound(service_id=service_id)
+    if row.binary == "nova-compute":
+        hosting = session.execute(
+            sa.select(sa.func.count()).select_from(Instance).where(Instance.host == row.host, Instance.deleted == 0)
+        ).scalar_one()
+        if hosting:
+            raise exception.Conflict(
+                "Unable to delete compute service that is hosting instances. Migrate or delete the instances first."
+            )
+        node_ids = [n for (n,) in session.execute(sa.select(ComputeNode.id).where(ComputeNode.host == row.host))]
+        if node_ids:
+            session.execute(sa.delete(Allocation).where(Allocation.compute_node_id.in_(node_ids)))
+            session.execute(sa.delete(Inventory).where(Inventory.compute_node_id.in_(node_ids)))
+            session.execute(sa.update(ComputeNode).where(ComputeNode.id.in_(node_ids)).values(deleted=True))
     session.delete(row)
+
+
+def set_state(session: Session, service_id, now: dt.datetime, **values) -> dict:
+    """As :func:`update`, for the service with this id or uuid."""
+    row = get(session, service_id)
+    return update(session, row["host"], row["binary"], now, **values)
 
 
 def is_up(service: dict, now: dt.datetime, down_time: int) -> bool:
