@@ -24,6 +24,8 @@ from nova_twisted.db.models import (
     ComputeNode,
     Flavor,
     Instance,
+    InstanceAction,
+    InstanceActionEvent,
     InstanceFault,
     InstanceMetadata,
     InstanceTag,
@@ -308,3 +310,61 @@ def set_system_metadata(session: Session, uuid: str, values: dict[str, Any], now
         .where(Instance.uuid == uuid)
         .values(system_metadata=json.dumps(data, separators=(",", ":")), updated_at=now)
     )
+
+
+def list_actions(
+    session: Session,
+    uuid: str,
+    limit: int | None = None,
+    marker: str | None = None,
+    changes_since: dt.datetime | None = None,
+    changes_before: dt.datetime | None = None,
+) -> list[dict]:
+    """The instance's actions, newest first; ``marker`` is a request id (InvalidRequest if unknown)."""
+    table = InstanceAction.__table__
+    query = sa.select(table).where(table.c.instance_uuid == uuid)
+    if changes_since is not None:
+        query = query.where(table.c.updated_at >= changes_since)
+    if changes_before is not None:
+        query = query.where(table.c.updated_at <= changes_before)
+    if marker is not None:
+        marker_row = session.execute(
+            sa.select(table.c.id, table.c.start_time)
+            .where(table.c.instance_uuid == uuid, table.c.request_id == marker)
+            .order_by(table.c.id.desc())
+        ).first()
+        if marker_row is None:
+            raise exception.InvalidRequest(reason=f"Marker {marker} could not be found.")
+        query = query.where(
+            sa.or_(
+                table.c.start_time < marker_row.start_time,
+                sa.and_(table.c.start_time == marker_row.start_time, table.c.id < marker_row.id),
+            )
+        )
+    query = query.order_by(table.c.start_time.desc(), table.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r._mapping) for r in session.execute(query)]
+
+
+def get_action(session: Session, uuid: str, request_id: str) -> dict | None:
+    """The instance's action of ``request_id`` with its events (newest first), or None."""
+    table = InstanceAction.__table__
+    row = session.execute(
+        sa.select(table)
+        .where(table.c.instance_uuid == uuid, table.c.request_id == request_id)
+        .order_by(table.c.id.desc())
+    ).first()
+    if row is None:
+        return None
+    action = dict(row._mapping)
+    events = InstanceActionEvent.__table__
+    action["events"] = [
+        dict(e._mapping)
+        for e in session.execute(
+            sa.select(events)
+            .where(events.c.action_id == action["id"])
+            .order_by(events.c.start_time.desc(), events.c.id.desc())
+        )
+    ]
+    return action
