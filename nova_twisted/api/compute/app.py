@@ -129,6 +129,7 @@ class ComputeApp:
 
         call.__name__ = getattr(handler, "__name__", "handler")
         call.__doc__ = handler.__doc__
+        call.__wrapped__ = handler
         call.versions = (min_version, max_version)
         self.router.add(method, pattern, call, auth=auth)
 
