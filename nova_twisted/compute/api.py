@@ -183,6 +183,9 @@ class API:
                         used=members,
                         allowed=limit,
                     )
+                # Counted again under the project's quota lock: concurrent boots into one group.
+                quota_check["deltas"]["server_group_members"] = count
+                quota_check["server_group_uuid"] = group["uuid"]
             action = {
                 "action": "create",
                 "request_id": ctxt.request_id,
@@ -201,8 +204,12 @@ class API:
                     self._now(),
                 )
                 break
-            except exception.QuotaExceeded:
+            except exception.QuotaExceeded as exc:
                 if count <= min_count:
+                    if group and "server_group_members" in str(exc.kwargs.get("resources", "")):
+                        raise exception.QuotaExceeded(
+                            f"Quota exceeded, too many servers in group {group['uuid']}", **exc.kwargs
+                        ) from None
                     raise
                 headroom = await self._headroom(ctxt, flavor)
                 if headroom < min_count:

@@ -299,3 +299,37 @@ class ServerGroupTests(unittest.TestCase):
         )
         self.assertEqual(message, "Quota exceeded, too many server groups.")
         await self.create({"name": "two", "policies": ["affinity"]}, token="alt")
+
+
+class ServerGroupMemberQuotaTests(unittest.TestCase):
+    @async_test
+    async def setUp(self):
+        self.api = await served(self)
+
+    @async_test
+    async def test_concurrent_boots_into_a_group_never_pass_server_group_members(self):
+        from twisted.internet import defer
+
+        from nova_twisted import exception
+        from nova_twisted.context import RequestContext
+
+        await self.api.ok("PUT", "/os-quota-sets/demo-project", {"quota_set": {"server_group_members": 1}}, "admin")
+        group = await self.api.ok(
+            "POST", "/os-server-groups", {"server_group": {"name": "g", "policies": ["affinity"]}}
+        )
+        ctxt = RequestContext(user_id="demo-user", project_id="demo-project", roles=["member"])
+        boots = [
+            defer.ensureDeferred(
+                self.api.app.compute_api.create(
+                    ctxt, "1", "image-1", f"vm{i}", server_group=group["server_group"]["id"]
+                )
+            )
+            for i in range(2)
+        ]
+        results = await defer.DeferredList(boots, consumeErrors=True)
+        failures = [r for ok, r in results if not ok]
+        self.assertEqual(len(failures), 1, results)
+        failures[0].trap(exception.QuotaExceeded)
+        self.assertIn("too many servers in group", failures[0].value.message)
+        shown = (await self.api.ok("GET", f"/os-server-groups/{group['server_group']['id']}"))["server_group"]
+        self.assertEqual(len(shown["members"]), 1)
