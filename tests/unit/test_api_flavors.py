@@ -307,6 +307,8 @@ class FlavorAccessTests(unittest.TestCase):
             "POST", "/flavors/p1/action", {"removeTenantAccess": {"tenant": "demo-project"}}, "admin", status=404
         )
         await self.api.error("POST", "/flavors/p1/action", add, "demo", status=403)
-        await self.api.error("GET", "/flavors/p1/os-flavor-access", token="demo", status=403)
+        await self.api.error("GET", "/flavors/p1/os-flavor-access", token="demo", status=404)
+        seen = await self.api.ok("GET", "/flavors/p1/os-flavor-access", token="alt")
+        self.assertEqual(seen["flavor_access"], [{"flavor_id": "p1", "tenant_id": "alt-project"}])
         await self.api.error("POST", "/flavors/p1/action", {"addTenantAccess": {}}, "admin")
         await self.api.error("POST", "/flavors/p1/action", {"frobnicate": {}}, "admin")

@@ -297,3 +297,8 @@ class AvailabilityZoneTests(unittest.TestCase):
         self.assertRegex(compute["updated_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
         self.assertIn("nova-scheduler", by_name["internal"]["hosts"]["control"])
         self.assertEqual(by_name["zone-c"], {"zoneName": "zone-c", "zoneState": {"available": False}, "hosts": None})
+
+    @async_test
+    async def test_aggregates_list_is_empty_and_admin_only(self):
+        self.assertEqual(await self.api.ok("GET", "/os-aggregates", token="admin"), {"aggregates": []})
+        await self.api.error("GET", "/os-aggregates", status=403)

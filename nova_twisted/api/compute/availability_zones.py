@@ -16,6 +16,7 @@ from nova_twisted.db import usage
 POLICIES = {
     "os_compute_api:os-availability-zone:list": "rule:project_reader_or_admin",
     "os_compute_api:os-availability-zone:detail": "rule:admin_api",
+    "os_compute_api:os-aggregates:index": "rule:admin_api",
 }
 
 #: API services are not kept like the others: Nova leaves them out of the detail.
@@ -63,6 +64,17 @@ async def detail(app, req):
     return {"availabilityZoneInfo": info}
 
 
+async def aggregates(app, req):
+    """Host aggregates (admin): zones here come from the hosts themselves, so there are none.
+
+    Listed so that clients that look hosts up in aggregates (``openstack
+    hypervisor show``) get Nova's empty answer rather than a 404.
+    """
+    app.authorize(req, "os_compute_api:os-aggregates:index", {})
+    return {"aggregates": []}
+
+
 def register(app) -> None:
+    app.route("GET", "/v2.1/os-aggregates", aggregates)
     app.route("GET", "/v2.1/os-availability-zone", index)
     app.route("GET", "/v2.1/os-availability-zone/detail", detail)

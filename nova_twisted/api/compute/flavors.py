@@ -36,7 +36,8 @@ POLICIES = {
     "os_compute_api:os-flavor-extra-specs:create": "rule:admin_api",
     "os_compute_api:os-flavor-extra-specs:update": "rule:admin_api",
     "os_compute_api:os-flavor-extra-specs:delete": "rule:admin_api",
-    "os_compute_api:os-flavor-access": "rule:admin_api",
+    # Nova's default up to 2.79 (Train): a project may read a private flavor's access list.
+    "os_compute_api:os-flavor-access": "rule:project_reader_or_admin",
     "os_compute_api:os-flavor-access:add_tenant_access": "rule:admin_api",
     "os_compute_api:os-flavor-access:remove_tenant_access": "rule:admin_api",
 }
