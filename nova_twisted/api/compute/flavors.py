@@ -386,7 +386,9 @@ async def action(app, req):
     body = app.body(req)
     name = next((k for k in ("addTenantAccess", "removeTenantAccess") if isinstance(body, dict) and k in body), None)
     if name is None:
-        raise exception.InvalidRequest(reason=f"There is no such action: {', '.join(body or {})}")
+        if not isinstance(body, dict):
+            raise exception.InvalidRequest(reason="Malformed request body")
+        raise exception.InvalidRequest(reason=f"There is no such action: {', '.join(body)}")
     rule = "add_tenant_access" if name == "addTenantAccess" else "remove_tenant_access"
     app.authorize(req, f"os_compute_api:os-flavor-access:{rule}", {})
     app.body(req, ACCESS_SCHEMAS[name])
