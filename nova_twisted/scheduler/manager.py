@@ -82,6 +82,12 @@ class HostSelector:
         return ranked, report
 
 
+def _claim_and_read(session, node_id, uuid, resources, now, group):
+    """Claim on the node and read the instance back, in one transaction (one round trip per boot)."""
+    placed = placement.claim_for_instance(session, node_id, uuid, resources, now, states.SCHEDULING, group)
+    return placed, instances.get(session, uuid)
+
+
 def no_valid_host_reason(report) -> str:
     removed = ", ".join(f"{name} removed {gone} of {of}" for name, gone, of in report if gone)
     if not report:
@@ -181,14 +187,8 @@ class SchedulerManager(Manager):
             for i in candidates[:MAX_CLAIM_TRIES]:
                 node_id = int(table.node_ids[i])
                 try:
-                    placed = await self.database.run(
-                        placement.claim_for_instance,
-                        node_id,
-                        uuid,
-                        resources,
-                        utils.utcnow(self.clock),
-                        states.SCHEDULING,
-                        group,
+                    placed, instance = await self.database.run(
+                        _claim_and_read, node_id, uuid, resources, utils.utcnow(self.clock), group
                     )
                 except exception.ClaimFailed as exc:
                     log.info(
@@ -205,7 +205,6 @@ class SchedulerManager(Manager):
                     await self.database.run(placement.release, uuid)
                     return
                 table.consume(int(i), resources)
-                instance = await self.database.run(instances.get, uuid)
                 log.info("scheduled {uuid} to {host}", uuid=uuid, host=placed["host"], ctxt=ctxt)
                 await self.compute_rpcapi.build_and_run_instance(
                     ctxt, placed["host"], instance, request_spec, attempt, tried_hosts
