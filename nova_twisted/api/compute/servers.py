@@ -795,9 +795,9 @@ async def _list(app, req, detail: bool):
                 filters[key] = [opts[key]]
     since = before = None
     if "changes-since" in opts:
-        since = filters["changes_since"] = parse_isotime(opts["changes-since"])
+        since = filters["changes_since"] = _time_filter(opts, "changes-since")
     if "changes-before" in opts:
-        before = filters["changes_before"] = parse_isotime(opts["changes-before"])
+        before = filters["changes_before"] = _time_filter(opts, "changes-before")
         if since is not None and before < since:
             raise exception.InvalidRequest(
                 reason="The value of changes-since must be less than or equal to changes-before."
@@ -866,6 +866,13 @@ async def _list(app, req, detail: bool):
     if links:
         answer["servers_links"] = links
     return answer
+
+
+def _time_filter(opts: dict, name: str):
+    try:
+        return parse_isotime(opts[name])
+    except ValueError:
+        raise exception.InvalidRequest(reason=f"Invalid filter field: {name}.") from None
 
 
 def _admin_filters(opts: dict, filters: dict) -> None:
