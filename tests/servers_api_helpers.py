@@ -112,9 +112,7 @@ class ServedCompute:
             self.image_service = make_image_service(self.conf, self.database)
         self.identity = IdentityAPI(self.database, reactor, hash_rounds=4)
         self.authenticator = Authenticator(LocalTokenValidator(self.identity), reactor)
-        self.app = ComputeApp(
-            self.conf, self.database, self.transport, reactor, self.authenticator, self.image_service
-        )
+        self.app = ComputeApp(self.conf, self.database, self.transport, reactor, self.authenticator, self.image_service)
         self.site = Site(self.app.resource)
         self.site.noisy = False
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
