@@ -85,16 +85,17 @@ async def _template_db(tmpdir: str) -> tuple[str, dict]:
 class ServedCompute:
     """The compute API on a free port; see the module docstring."""
 
-    def __init__(self, tmpdir: str, full: bool = False, extra: dict | None = None):
+    def __init__(self, tmpdir: str, full: bool = False, extra: dict | None = None, hosts=("compute-1", "compute-2")):
         self.tmpdir = str(tmpdir)
         self.full = full
+        self.hosts = hosts
         self.extra = dict(extra or {})
         self.cloud = None
         self.tokens: dict[str, str] = {}
 
     async def start(self) -> "ServedCompute":
         if self.full:
-            self.cloud = InProcessCloud(self.tmpdir, extra=self.extra)
+            self.cloud = InProcessCloud(self.tmpdir, hosts=self.hosts, extra=self.extra)
             await self.cloud.start()
             self.conf = self.cloud.conf
             self.database = self.cloud.database
@@ -250,10 +251,13 @@ class ServedCompute:
         )
 
 
-def serve(test, full: bool = False, extra: dict | None = None):
-    """Start a ServedCompute for ``test`` (stopped at its cleanup); Deferred firing with it."""
+def serve(test, full: bool = False, extra: dict | None = None, hosts=("compute-1", "compute-2")):
+    """Start a ServedCompute for ``test`` (stopped at its cleanup); Deferred firing with it.
+
+    ``hosts`` are the fake computes of a full cloud (compute-3 is the slow one).
+    """
     tmp = test.mktemp()
     os.makedirs(tmp)
-    served = ServedCompute(tmp, full=full, extra=extra)
+    served = ServedCompute(tmp, full=full, extra=extra, hosts=hosts)
     test.addCleanup(lambda: defer.ensureDeferred(served.stop()))
     return defer.ensureDeferred(served.start())
