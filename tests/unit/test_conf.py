@@ -96,3 +96,10 @@ def test_missing_file_is_an_error(tmp_path):
 def test_mask_url_hides_passwords():
     assert conf.mask_url("mysql+pymysql://nova:s3cret@db/nova") == "mysql+pymysql://nova:***@db/nova"
     assert "s3cret" not in conf.mask_url("amqp://guest:s3cret@127.0.0.1:5672/")
+
+
+def test_the_shipped_multi_daemon_config_points_at_mariadb_and_rabbitmq():
+    c = conf.load([os.path.join(ROOT, "etc", "nova.conf")])
+    assert c.database.connection.startswith("mysql+pymysql://")
+    assert c.database.connection.endswith("/nova")
+    assert c.transport.url == ["amqp://guest:guest@127.0.0.1:5672/"]
