@@ -132,7 +132,37 @@ PERSONALITY = {
     },
 }
 ADMIN_PASSWORD = {"type": "string"}
-_BDM = {"type": "array", "items": {"type": "object"}}
+_LEGACY_BDM = {
+    "type": "object",
+    "properties": {
+        "virtual_name": {"type": "string", "maxLength": 255},
+        "volume_id": {"type": "string", "format": "uuid"},
+        "snapshot_id": IMAGE_ID,
+        "volume_size": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1, "maximum": 0x7FFFFFFF},
+        "device_name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._/-]*$"},
+        "delete_on_termination": BOOLEAN,
+        "no_device": {},
+        "connection_info": {"type": "string", "maxLength": 16777215},
+    },
+    "additionalProperties": False,
+}
+_BDM_V2_ITEM = copy.deepcopy(_LEGACY_BDM)
+_BDM_V2_ITEM["properties"].update(
+    {
+        "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]*$"},
+        "image_id": IMAGE_ID,
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "guest_format": {"type": "string", "maxLength": 255},
+        "device_type": {"type": "string", "maxLength": 255},
+        "disk_bus": {"type": "string", "maxLength": 255},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+        "tag": TAG,
+        "volume_type": {"type": ["string", "null"], "minLength": 0, "maxLength": 255},
+    }
+)
+_BDM = {"type": "array", "items": _LEGACY_BDM}
+_BDM_V2 = {"type": "array", "items": _BDM_V2_ITEM}
 
 # -- request schemas, per microversion -------------------------------------------------------
 _HINTS = {
@@ -177,7 +207,7 @@ CREATE = {
                 "personality": PERSONALITY,
                 "availability_zone": NAME,
                 "block_device_mapping": _BDM,
-                "block_device_mapping_v2": _BDM,
+                "block_device_mapping_v2": _BDM_V2,
                 "config_drive": BOOLEAN,
                 "key_name": NAME,
                 "min_count": POSITIVE_INTEGER,
@@ -959,10 +989,7 @@ async def create(app, req):
     if isinstance(networks, list) and networks:
         app.authorize(req, R + "create:attach_network", target)
         raise exception.InvalidRequest(reason=NO_NETWORKS)
-    if server.get("block_device_mapping") or server.get("block_device_mapping_v2"):
-        raise exception.InvalidRequest(
-            reason="This cloud has no volume service: block device mappings cannot be given."
-        )
+    image_ref = _image_from_block_devices(server)
     if server.get("personality"):
         raise exception.InvalidRequest(reason="Personality files are not supported by this cloud.")
     groups = [g.get("name") for g in server.get("security_groups") or [] if g.get("name")]
@@ -992,7 +1019,6 @@ async def create(app, req):
             app, zone, server.get("host"), server.get("hypervisor_hostname")
         )
 
-    image_ref = server.get("imageRef")
     if not image_ref:
         raise exception.InvalidRequest(reason="Missing imageRef attribute")
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
@@ -1040,6 +1066,32 @@ async def create(app, req):
         "adminPass": password,
     }
     return Response(202, {"server": answer}, {"Location": links[0]["href"]})
+
+
+NO_VOLUMES = (
+    "This cloud has no volume service: the only block device a server may ask for is its image as the "
+    "local root disk (source_type image, destination_type local, boot_index 0)."
+)
+
+
+def _image_from_block_devices(server: dict):
+    """The image to boot: imageRef, or the one image-to-local root disk a block device mapping may name.
+
+    Clients (openstack server create --image) send the image both ways; anything
+    needing a volume service, or a second disk, is refused with a clear 400.
+    """
+    image_ref = server.get("imageRef")
+    if server.get("block_device_mapping"):
+        raise exception.InvalidRequest(reason=NO_VOLUMES)
+    for bdm in server.get("block_device_mapping_v2") or []:
+        image = bdm.get("uuid") or bdm.get("image_id")
+        root = bdm.get("source_type") == "image" and bdm.get("destination_type", "local") == "local"
+        if not root or str(bdm.get("boot_index", 0)) != "0" or not image:
+            raise exception.InvalidRequest(reason=NO_VOLUMES)
+        if image_ref and id_from_href(image_ref) != image:
+            raise exception.InvalidRequest(reason=NO_VOLUMES)
+        image_ref = image_ref or image
+    return image_ref
 
 
 async def _requested_destination(app, zone: str, host: str | None, node: str | None) -> str:
