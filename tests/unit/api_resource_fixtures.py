@@ -76,8 +76,8 @@ class FixedTokens:
 class ServedCompute:
     """The compute API on a free port, a client for it, and seeding helpers."""
 
-    def __init__(self, tmpdir: str, overrides: dict | None = None):
-        self.db_url = f"sqlite:///{tmpdir}/nova.sqlite"
+    def __init__(self, tmpdir: str, overrides: dict | None = None, db_url: str | None = None):
+        self.db_url = db_url or f"sqlite:///{tmpdir}/nova.sqlite"
         values = {
             ("database", "connection"): self.db_url,
             ("DEFAULT", "service_down_time"): "60",
@@ -88,7 +88,7 @@ class ServedCompute:
 
     async def start(self, test) -> "ServedCompute":
         migration.sync(self.db_url)
-        self.database = Database(self.db_url, reactor, pool_size=1, retry_interval=0.05)
+        self.database = Database(self.db_url, reactor, pool_size=8, retry_interval=0.05)
         self.database.startService()
         test.addCleanup(self.database.stopService)
         self.transport = get_transport(f"memory://api-{uuid.uuid4().hex[:8]}", clock=reactor)
@@ -221,8 +221,8 @@ class ServedCompute:
         await self.database.run(instances.destroy, uuid_, when)
 
 
-async def served(test, overrides: dict | None = None) -> ServedCompute:
-    """Start a ServedCompute for ``test`` (stopped at cleanup)."""
+async def served(test, overrides: dict | None = None, db_url: str | None = None) -> ServedCompute:
+    """Start a ServedCompute for ``test`` (stopped at cleanup), on SQLite unless ``db_url`` is given."""
     tmpdir = os.path.abspath(test.mktemp())
     os.makedirs(tmpdir)
-    return await ServedCompute(tmpdir, overrides).start(test)
+    return await ServedCompute(tmpdir, overrides, db_url).start(test)
