@@ -47,6 +47,7 @@ class FakeGuest:
     boots: int = 1
     old_flavor: dict | None = None
     vnc_port: int = 0
+    spice_port: int = 0
 
 
 @implementer(IComputeDriver)
@@ -103,8 +104,8 @@ class FakeDriver:
         self.guests: dict[str, FakeGuest] = {}
         self.dead = False
         self._pending: set[defer.Deferred] = set()
+        self._consoles: dict[str, tuple] = {}
         self._listeners = []
-        self._next_port = 5900
 
     # -- persistence (guests outlive compute, as on a real hypervisor) -----------
     def _guest_file(self, uuid: str) -> str:
@@ -151,11 +152,35 @@ class FakeDriver:
     def init_host(self, host):
         self.host = host
         self.guests = yield threads.deferToThread(self._load)
-        if self.guests:
-            self._next_port = max(g.vnc_port for g in self.guests.values())
+        for guest in self.guests.values():
+            self._open_consoles(guest)
 
     def cleanup_host(self):
+        for uuid in list(self._consoles):
+            self._close_consoles(uuid)
         return defer.succeed(None)
+
+    # -- consoles: a real RFB server per guest, as QEMU gives each guest its own port ------------
+    def _open_consoles(self, guest: FakeGuest) -> None:
+        from nova_twisted.virt import fake_console
+
+        listener = self.clock if hasattr(self.clock, "listenTCP") else _global_reactor()
+        screen = fake_console.Screen(guest.name, _screen_state(guest.state))
+        vnc = listener.listenTCP(0, fake_console.RFBFactory(screen), interface=self.vnc_listen)
+        spice = listener.listenTCP(0, fake_console.SpiceFactory(), interface=self.vnc_listen)
+        guest.vnc_port, guest.spice_port = vnc.getHost().port, spice.getHost().port
+        self._consoles[guest.uuid] = (vnc, spice, screen)
+
+    def _close_consoles(self, uuid: str) -> None:
+        entry = self._consoles.pop(uuid, None)
+        if entry is not None:
+            entry[0].stopListening()
+            entry[1].stopListening()
+
+    def _show(self, guest: FakeGuest) -> None:
+        entry = self._consoles.get(guest.uuid)
+        if entry is not None:
+            entry[2].set_state(_screen_state(guest.state))
 
     def register_event_listener(self, callback):
         self._listeners.append(callback)
@@ -238,21 +263,21 @@ class FakeDriver:
             raise exception.HypervisorError(reason=f"fake spawn failure injected for {instance['uuid']}")
         if instance["uuid"] in self.guests:
             raise exception.HypervisorError(reason=f"a guest {instance['uuid']} already exists")
-        self._next_port += 1
         guest = FakeGuest(
             uuid=instance["uuid"],
             name=instance.get("name", instance["uuid"]),
             memory_mb=int(instance.get("memory_mb", 0)),
             vcpus=int(instance.get("vcpus", 0)),
             root_gb=int(instance.get("root_gb", 0)),
-            vnc_port=self._next_port,
         )
         guest.console.append(f"fake guest {guest.name} booted from image {image_meta.get('id', '?')}")
         self.guests[guest.uuid] = guest
+        self._open_consoles(guest)
         yield self._save(guest)
 
     def destroy(self, ctxt, instance, destroy_disks=True):
         self.guests.pop(instance["uuid"], None)
+        self._close_consoles(instance["uuid"])
         return self._forget(instance["uuid"])
 
     @defer.inlineCallbacks
@@ -266,6 +291,7 @@ class FakeDriver:
             yield self._sleep(self.action_delay)
             guest = self._guest(instance)
         mutate(guest)
+        self._show(guest)
         yield self._save(guest)
 
     @defer.inlineCallbacks
@@ -371,13 +397,15 @@ class FakeDriver:
             guest = self._guest(instance)
         except exception.InstanceNotFound:
             return defer.fail()
-        return defer.succeed({"host": self.vnc_listen, "port": guest.vnc_port + 1000, "internal_access_path": None})
+        return defer.succeed({"host": self.vnc_listen, "port": guest.spice_port, "internal_access_path": None})
 
     def crash_host(self) -> None:
         """The compute process died: nothing it had in flight completes or persists."""
         self.dead = True
         for pending in list(self._pending):
             pending.cancel()
+        for uuid in list(self._consoles):
+            self._close_consoles(uuid)
 
     def _sleep(self, seconds: float) -> defer.Deferred:
         d = task.deferLater(self.clock, seconds, lambda: None)
@@ -389,6 +417,7 @@ class FakeDriver:
     def _simulate(self, uuid: str, power_state: int) -> defer.Deferred:
         guest = self.guests[uuid]
         guest.state = power_state
+        self._show(guest)
         self._emit(uuid, power_state)
         return self._save(guest)
 
@@ -406,7 +435,18 @@ class FakeDriver:
     def simulate_vanish(self, uuid: str) -> defer.Deferred:
         """The guest disappeared from the hypervisor."""
         self.guests.pop(uuid, None)
+        self._close_consoles(uuid)
         return self._forget(uuid)
+
+
+def _screen_state(power_state: int) -> str:
+    return {states.RUNNING: "running", states.PAUSED: "paused"}.get(power_state, "other")
+
+
+def _global_reactor():
+    from twisted.internet import reactor
+
+    return reactor
 
 
 def _write_fake_disk(uuid: str, seed: bytes) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from twisted.internet import reactor
 from twisted.trial import unittest
 
@@ -38,10 +37,3 @@ class FakeDriverContractTest(ComputeDriverContract, unittest.TestCase):
     async def make_spawn_fail(self, instance, image_meta):
         instance["metadata"] = {"fake_driver:fail_spawn": "true"}
         return instance, image_meta
-
-    # The one contract point the fake misses so far: it names console ports nobody listens on
-    # (ARCHITECTURE.md wants "a real RFB server for its console"). Remove this once it has one:
-    # strict, so the day the fake passes, this xfail fails and says so.
-    @pytest.mark.xfail(reason="the fake driver has no VNC/SPICE server behind its ports yet", strict=True)
-    def test_graphical_consoles_answer_on_the_port_they_name(self):
-        return ComputeDriverContract.test_graphical_consoles_answer_on_the_port_they_name(self)
