@@ -112,7 +112,7 @@ def list_flavors(
     direction.
     """
     if sort_key not in SORT_KEYS:
-        raise exception.Invalid(reason=f"Invalid sort key {sort_key}")
+        raise exception.Invalid(reason="Sort key supplied was not valid.")
     if sort_dir not in ("asc", "desc"):
         raise exception.Invalid(reason=f"Invalid sort direction {sort_dir}")
     query = sa.select(Flavor)
