@@ -85,6 +85,9 @@ class FlavorReadTests(unittest.TestCase):
         self.assertEqual(await self.api.error("GET", "/flavors?minRam=lots"), "Invalid minRam filter [lots]")
         self.assertEqual(await self.api.error("GET", "/flavors?minDisk=x"), "Invalid minDisk filter [x]")
         self.assertEqual(await self.api.error("GET", "/flavors?marker=nope"), "marker [nope] not found")
+        huge = "9" * 30
+        self.assertEqual((await self.api.ok("GET", f"/flavors?minRam={huge}"))["flavors"], [])
+        self.assertEqual(len((await self.api.ok("GET", f"/flavors?minDisk=-{huge}"))["flavors"]), 3)
         await self.api.error("GET", "/flavors?sort_key=bogus")
         await self.api.error("GET", "/flavors?sort_dir=sideways")
         await self.api.error("GET", "/flavors?limit=-1")

@@ -139,6 +139,7 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual((await self.api.ok("GET", "/os-hypervisors", token="admin"))["hypervisors"], [])
         await self.api.error("DELETE", f"/os-services/{compute['id']}", token="admin", status=404)
         await self.api.error("DELETE", "/os-services/abc", token="admin")
+        await self.api.error("DELETE", "/os-services/99999999999999999999999", token="admin", status=404)
         await self.api.error("DELETE", "/os-services/1", token="admin", version="2.53")
 
 
@@ -190,6 +191,7 @@ class HypervisorTests(unittest.TestCase):
         await self.api.error("GET", f"/os-hypervisors/{self.node1['uuid']}", token="admin", status=404)
         message = await self.api.error("GET", "/os-hypervisors/999", token="admin", status=404)
         self.assertEqual(message, "Hypervisor with ID '999' could not be found.")
+        await self.api.error("GET", "/os-hypervisors/99999999999999999999999", token="admin", status=404)
         shown = (await self.get(f"/os-hypervisors/{self.node1['uuid']}", "2.53"))["hypervisor"]
         self.assertEqual(shown["id"], self.node1["uuid"])
         self.assertTrue(utils.is_uuid_like(shown["service"]["id"]))

@@ -269,6 +269,7 @@ class ServerGroupTests(unittest.TestCase):
         self.assertEqual([g["name"] for g in page], ["b", "c"])
         await self.api.error("GET", "/os-server-groups?offset=-1")
         await self.api.error("GET", "/os-server-groups?offset=x")
+        self.assertEqual((await self.api.ok("GET", "/os-server-groups?offset=" + "9" * 30))["server_groups"], [])
 
     @async_test
     async def test_members_show_live_servers(self):

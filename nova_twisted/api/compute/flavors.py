@@ -180,9 +180,11 @@ def _int_filter(req, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise exception.InvalidRequest(reason=f"Invalid {name} filter [{raw}]") from None
+    # Beyond any column's range: keep the database's integers from overflowing (same answer).
+    return max(-MAX_INT - 1, min(value, MAX_INT + 1))
 
 
 def _is_public_filter(raw: str | None) -> bool | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from nova_twisted import exception, utils
-from nova_twisted.api.compute.resource_helpers import bool_from_string, check_query, param
+from nova_twisted.api.compute.resource_helpers import MAX_INT, bool_from_string, check_query, param
 from nova_twisted.api.compute.services import is_up
 from nova_twisted.db import usage
 
@@ -157,7 +157,7 @@ async def _node(app, req, hypervisor_id: str) -> dict:
             raise exception.InvalidRequest(reason=f"Invalid uuid {hypervisor_id}")
         lookup = {"uuid": hypervisor_id}
     else:
-        if not hypervisor_id.isdigit():
+        if not hypervisor_id.isdigit() or int(hypervisor_id) > MAX_INT:
             raise _not_found(hypervisor_id)
         lookup = {"node_id": int(hypervisor_id)}
     try:

@@ -11,7 +11,7 @@ checked under the project's quota lock.
 from __future__ import annotations
 
 from nova_twisted import exception, utils
-from nova_twisted.api.compute.resource_helpers import NAME, POSITIVE_INTEGER, check_query, param
+from nova_twisted.api.compute.resource_helpers import MAX_INT, NAME, POSITIVE_INTEGER, check_query, param
 from nova_twisted.api.http import Response
 from nova_twisted.db import server_groups as db
 
@@ -150,7 +150,7 @@ def _offset(req) -> int:
         raise exception.InvalidRequest(reason="offset param must be an integer") from None
     if value < 0:
         raise exception.InvalidRequest(reason="offset param must be positive")
-    return value
+    return min(value, MAX_INT)
 
 
 async def show(app, req):

@@ -12,7 +12,7 @@ not forced down.
 from __future__ import annotations
 
 from nova_twisted import exception, utils
-from nova_twisted.api.compute.resource_helpers import BOOLEAN, bool_from_string, check_query, nova_time, param
+from nova_twisted.api.compute.resource_helpers import BOOLEAN, MAX_INT, bool_from_string, check_query, nova_time, param
 from nova_twisted.api.http import Response
 from nova_twisted.db import services as db
 from nova_twisted.db import usage
@@ -181,6 +181,8 @@ async def delete(app, req):
             raise exception.InvalidRequest(reason=f"Invalid uuid {service_id}")
     elif not service_id.isdigit():
         raise exception.InvalidRequest(reason="Invalid input received: id must be an integer")
+    elif int(service_id) > MAX_INT:
+        raise exception.ServiceNotFound(service_id=service_id)
     await app.database.run(db.delete, service_id)
     return Response(204)
 
