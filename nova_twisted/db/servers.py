@@ -1,18 +1,23 @@
-"""What the compute API's servers views read: an instance with everything shown beside it.
+"""What the compute API's servers views read: an instance with everything shown beside it, in one statement.
 
-One call (one transaction, one trip to the database thread) gathers an
-instance, or a page of them, with their metadata and, as asked, tags,
-latest faults, server groups, the availability zone of their host and
-the state of their host's compute service. Instance dicts are those of
-:mod:`nova_twisted.db.instances` plus ``tags``, ``fault``,
-``server_groups``, ``host_az`` and ``service``.
+Each instance row carries its metadata, tags, latest fault, server
+groups, its host's availability zone and compute-service state as
+correlated subqueries (JSON-aggregated), so a server, or a page of them,
+is one SELECT. :class:`Row` keeps the raw database values (hashable: the
+API memoizes what it renders from them) and decodes them on demand into
+the instance dicts of :mod:`nova_twisted.db.instances` plus ``tags``,
+``fault``, ``server_groups``, ``host_az`` and ``service``.
+:class:`ServerReader` serves GET /servers/{id}: the servers asked for in
+one reactor turn share one trip to the database thread.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,22 +26,15 @@ from sqlalchemy.orm import Session
 from nova_twisted import exception
 from nova_twisted.db.instances import _after_marker, instance_name
 from nova_twisted.db.models import (
-    ComputeNode,
     Flavor,
     Instance,
     InstanceAction,
     InstanceActionEvent,
-    InstanceFault,
-    InstanceMetadata,
     InstanceTag,
-    ServerGroup,
-    ServerGroupMember,
-    Service,
 )
 
 _TABLE = Instance.__table__
 _COLUMNS = frozenset(c.key for c in _TABLE.columns)
-_CHUNK = 500
 
 #: Filters matched with a regular expression (in Python, the same on every database).
 REGEX_FILTERS = ("display_name", "display_description", "hostname")
@@ -56,123 +54,6 @@ EXACT_FILTERS = (
     "locked_by",
 )
 LIST_FILTERS = ("uuid", "vm_state", "task_state")
-
-
-def _decode(row) -> dict:
-    data = dict(row._mapping)
-    flavor = data.get("flavor")
-    data["flavor"] = json.loads(flavor) if flavor else {}
-    sysmeta = data.get("system_metadata")
-    data["system_metadata"] = json.loads(sysmeta) if sysmeta else {}
-    for key in ("old_flavor", "new_flavor"):
-        value = data.get(key)
-        data[key] = json.loads(value) if value else None
-    data["name"] = instance_name(data["id"])
-    return data
-
-
-def _chunks(values: list[str]):
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
-def _attach(session: Session, rows: list[dict], extras: frozenset | set) -> list[dict]:
-    """Add metadata (always) and the ``extras`` asked for to ``rows``, a few queries for all of them."""
-    by_uuid = {r["uuid"]: r for r in rows}
-    for row in rows:
-        row["metadata"] = {}
-    if not rows:
-        return rows
-    uuids = list(by_uuid)
-    for chunk in _chunks(uuids):
-        for uuid, key, value in session.execute(
-            sa.select(InstanceMetadata.instance_uuid, InstanceMetadata.key, InstanceMetadata.value).where(
-                InstanceMetadata.instance_uuid.in_(chunk)
-            )
-        ):
-            by_uuid[uuid]["metadata"][key] = value
-    if "tags" in extras:
-        for row in rows:
-            row["tags"] = []
-        for chunk in _chunks(uuids):
-            for uuid, tag in session.execute(
-                sa.select(InstanceTag.instance_uuid, InstanceTag.tag)
-                .where(InstanceTag.instance_uuid.in_(chunk))
-                .order_by(InstanceTag.tag)
-            ):
-                by_uuid[uuid]["tags"].append(tag)
-    if "fault" in extras:
-        faulty = [r["uuid"] for r in rows if r["vm_state"] in ("error", "deleted") or r["deleted"]]
-        for row in rows:
-            row["fault"] = None
-        for chunk in _chunks(faulty):
-            for fault in session.execute(
-                sa.select(InstanceFault.__table__)
-                .where(InstanceFault.instance_uuid.in_(chunk))
-                .order_by(InstanceFault.created_at.desc(), InstanceFault.id.desc())
-            ):
-                row = by_uuid[fault.instance_uuid]
-                if row["fault"] is None:
-                    row["fault"] = dict(fault._mapping)
-    if "server_groups" in extras:
-        for row in rows:
-            row["server_groups"] = []
-        for chunk in _chunks(uuids):
-            for uuid, group in session.execute(
-                sa.select(ServerGroupMember.instance_uuid, ServerGroup.uuid)
-                .join(ServerGroup, ServerGroup.id == ServerGroupMember.group_id)
-                .where(ServerGroupMember.instance_uuid.in_(chunk))
-            ):
-                by_uuid[uuid]["server_groups"].append(group)
-    hosts = {r["host"] for r in rows if r["host"]}
-    if "host_az" in extras:
-        zones: dict[str, str] = {}
-        if hosts:
-            for host, zone in session.execute(
-                sa.select(ComputeNode.host, ComputeNode.availability_zone).where(
-                    ComputeNode.host.in_(sorted(hosts)), ComputeNode.deleted == sa.false()
-                )
-            ):
-                zones.setdefault(host, zone)
-        for row in rows:
-            row["host_az"] = zones.get(row["host"]) if row["host"] else None
-    if "service" in extras:
-        found: dict[str, dict] = {}
-        if hosts:
-            for service in session.execute(
-                sa.select(
-                    Service.host, Service.disabled, Service.forced_down, Service.last_seen_up, Service.updated_at
-                ).where(Service.host.in_(sorted(hosts)), Service.binary == "nova-compute")
-            ):
-                found[service.host] = dict(service._mapping)
-        for row in rows:
-            row["service"] = found.get(row["host"]) if row["host"] else None
-    return rows
-
-
-def get(
-    session: Session,
-    uuid: str,
-    project_id: str | None = None,
-    read_deleted: str = "no",
-    extras: frozenset | set = frozenset(),
-) -> dict:
-    """The instance ``uuid`` with its metadata and ``extras``; InstanceNotFound if it is not visible.
-
-    ``project_id`` (for non-admins) hides other projects' instances;
-    ``read_deleted`` is "no", "yes" or "only".
-    """
-    query = sa.select(_TABLE).where(_TABLE.c.uuid == uuid)
-    if read_deleted == "no":
-        query = query.where(_TABLE.c.deleted == 0)
-    elif read_deleted == "only":
-        query = query.where(_TABLE.c.deleted != 0)
-    if project_id is not None:
-        query = query.where(_TABLE.c.project_id == project_id)
-    row = session.execute(query).first()
-    if row is None:
-        raise exception.InstanceNotFound(instance_id=uuid)
-    return _attach(session, [_decode(row)], extras)[0]
 
 
 def flavor_internal_id(session: Session, flavorid: str) -> int | None:
@@ -200,16 +81,16 @@ def _tag_clauses(filters: dict) -> list:
     return clauses
 
 
-def list_servers(
+def list_rows(
     session: Session,
     filters: dict[str, Any],
     limit: int | None = None,
     marker: str | None = None,
     sort_keys: list[str] | None = None,
     sort_dirs: list[str] | None = None,
-    extras: frozenset | set = frozenset(),
-) -> list[dict]:
-    """A page of instances matching ``filters``, sorted, after ``marker``, with metadata and ``extras``.
+    extras: frozenset = frozenset(),
+) -> list[Row]:
+    """A page of instances matching ``filters``, sorted, after ``marker``, each with metadata and ``extras``.
 
     Filters (all optional): ``deleted`` (True/False; None: both), the
     exact-match columns of EXACT_FILTERS, lists for ``uuid``/``vm_state``/
@@ -217,9 +98,12 @@ def list_servers(
     and ``changes_before`` (datetimes on updated_at), ``locked`` (bool),
     ``tags``/``tags-any``/``not-tags``/``not-tags-any`` (lists), and regular
     expressions for REGEX_FILTERS. Raises Invalid for a bad sort key and
-    MarkerNotFound-style NotFound for a missing marker.
+    InvalidRequest for a marker that is not an instance.
     """
-    query = sa.select(_TABLE)
+    dialect = "sqlite" if session.get_bind().dialect.name == "sqlite" else "mysql"
+    extras = frozenset(extras)
+    names = _row_names(extras)
+    query = sa.select(_TABLE, *[sa.literal_column(sql).label(name) for name, sql in _extra_columns(dialect, extras)])
     deleted = filters.get("deleted")
     if deleted is True:
         query = query.where(_TABLE.c.deleted != 0)
@@ -247,7 +131,7 @@ def list_servers(
         query = query.where(_TABLE.c.locked == (sa.true() if filters["locked"] else sa.false()))
     for clause in _tag_clauses(filters):
         query = query.where(clause)
-    regexes = {k: re.compile(filters[k]) for k in REGEX_FILTERS if filters.get(k) is not None}
+    regexes = [(names.index(k), re.compile(filters[k])) for k in REGEX_FILTERS if filters.get(k) is not None]
 
     sort_keys = list(sort_keys or ["created_at"])
     sort_dirs = list(sort_dirs or [])
@@ -273,18 +157,34 @@ def list_servers(
         return []
     if not regexes and limit is not None:
         query = query.limit(limit)
-    rows = session.execute(query)
-    if regexes:
-        found = []
-        for row in rows:
-            mapping = row._mapping
-            if all(pattern.search(mapping[key] or "") for key, pattern in regexes.items()):
-                found.append(_decode(row))
-                if limit is not None and len(found) >= limit:
-                    break
-    else:
-        found = [_decode(row) for row in rows]
-    return _attach(session, found, extras)
+    found = []
+    for row in session.execute(query):
+        raw = tuple(row)
+        if regexes and not all(pattern.search(raw[index] or "") for index, pattern in regexes):
+            continue
+        found.append(Row(raw, names, extras))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def list_servers(session: Session, filters: dict[str, Any], *args, **kwargs) -> list[dict]:
+    """:func:`list_rows`, decoded into instance dicts."""
+    return [row.decoded() for row in list_rows(session, filters, *args, **kwargs)]
+
+
+def get(
+    session: Session, uuid: str, project_id: str | None = None, read_deleted: str = "no", extras=frozenset()
+) -> dict:
+    """The instance ``uuid`` with its metadata and ``extras``; InstanceNotFound if it is not visible.
+
+    ``project_id`` (for non-admins) hides other projects' instances;
+    ``read_deleted`` is "no", "yes" or "only".
+    """
+    rows = list_rows(session, {"uuid": [uuid], "deleted": None}, None, None, None, None, frozenset(extras))
+    if not rows or not rows[0].visible(project_id, read_deleted):
+        raise exception.InstanceNotFound(instance_id=uuid)
+    return rows[0].decoded()
 
 
 def add_tags(session: Session, uuid: str, tags: list[str]) -> None:
@@ -368,3 +268,249 @@ def get_action(session: Session, uuid: str, request_id: str) -> dict | None:
         )
     ]
     return action
+
+
+# -- the fast read path of GET /servers/{id} ---------------------------------------------------
+#: Correlated subqueries that bring an instance's extras along in its own row, per SQL dialect.
+_EXTRA_SQL = {
+    "sqlite": {
+        "metadata": '(SELECT json_group_object(m."key", m.value) FROM instance_metadata m '
+        "WHERE m.instance_uuid = instances.uuid)",
+        "tags": "(SELECT json_group_array(t.tag) FROM instance_tags t WHERE t.instance_uuid = instances.uuid)",
+        "fault": "(CASE WHEN instances.vm_state IN ('error', 'deleted') OR instances.deleted != 0 THEN "
+        "(SELECT json_object('code', f.code, 'message', f.message, 'details', f.details, 'created_at', "
+        "f.created_at) FROM instance_faults f WHERE f.instance_uuid = instances.uuid "
+        "ORDER BY f.created_at DESC, f.id DESC LIMIT 1) END)",
+        "server_groups": "(SELECT json_group_array(g.uuid) FROM server_group_members sm JOIN server_groups g "
+        "ON g.id = sm.group_id WHERE sm.instance_uuid = instances.uuid)",
+        "host_az": "(SELECT cn.availability_zone FROM compute_nodes cn WHERE cn.host = instances.host "
+        "AND cn.deleted = 0 ORDER BY cn.id LIMIT 1)",
+        "service": "(SELECT json_object('disabled', s.disabled, 'forced_down', s.forced_down, 'last_seen_up', "
+        "s.last_seen_up, 'updated_at', s.updated_at) FROM services s WHERE s.host = instances.host "
+        "AND s.\"binary\" = 'nova-compute' ORDER BY s.id LIMIT 1)",
+    },
+    "mysql": {
+        "metadata": "(SELECT JSON_OBJECTAGG(m.`key`, m.value) FROM instance_metadata m "
+        "WHERE m.instance_uuid = instances.uuid)",
+        "tags": "(SELECT JSON_ARRAYAGG(t.tag) FROM instance_tags t WHERE t.instance_uuid = instances.uuid)",
+        "fault": "(CASE WHEN instances.vm_state IN ('error', 'deleted') OR instances.deleted != 0 THEN "
+        "(SELECT JSON_OBJECT('code', f.code, 'message', f.message, 'details', f.details, 'created_at', "
+        "f.created_at) FROM instance_faults f WHERE f.instance_uuid = instances.uuid "
+        "ORDER BY f.created_at DESC, f.id DESC LIMIT 1) END)",
+        "server_groups": "(SELECT JSON_ARRAYAGG(g.uuid) FROM server_group_members sm JOIN server_groups g "
+        "ON g.id = sm.group_id WHERE sm.instance_uuid = instances.uuid)",
+        "host_az": "(SELECT cn.availability_zone FROM compute_nodes cn WHERE cn.host = instances.host "
+        "AND cn.deleted = 0 ORDER BY cn.id LIMIT 1)",
+        "service": "(SELECT JSON_OBJECT('disabled', s.disabled, 'forced_down', s.forced_down, 'last_seen_up', "
+        "s.last_seen_up, 'updated_at', s.updated_at) FROM services s WHERE s.host = instances.host "
+        "AND s.`binary` = 'nova-compute' ORDER BY s.id LIMIT 1)",
+    },
+}
+_EXTRA_ORDER = ("tags", "fault", "server_groups", "host_az", "service")
+_COLUMN_NAMES = [c.key for c in _TABLE.columns]
+#: The instances columns in the order a Row's raw values start with.
+COLUMN_NAMES = tuple(_COLUMN_NAMES)
+_UUID = _COLUMN_NAMES.index("uuid")
+_PROJECT = _COLUMN_NAMES.index("project_id")
+_DELETED = _COLUMN_NAMES.index("deleted")
+_TIME_COLUMNS = tuple(c.key for c in _TABLE.columns if isinstance(c.type, sa.DateTime))
+
+
+def _dialect(database) -> str:
+    return "sqlite" if database.engine.dialect.name == "sqlite" else "mysql"
+
+
+def _as_time(value):
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(value)
+
+
+def _extra_columns(dialect: str, extras: frozenset) -> list[tuple[str, str]]:
+    snippets = _EXTRA_SQL[dialect]
+    return [("_metadata", snippets["metadata"])] + [
+        (f"_{extra}", snippets[extra]) for extra in _EXTRA_ORDER if extra in extras
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _row_names(extras: frozenset) -> list[str]:
+    return _COLUMN_NAMES + ["_metadata"] + [f"_{extra}" for extra in _EXTRA_ORDER if extra in extras]
+
+
+class Row:
+    """One instance as the database gave it (``raw``: a hashable tuple), decoded on demand."""
+
+    __slots__ = ("raw", "names", "extras", "_decoded")
+
+    def __init__(self, raw: tuple, names: list[str], extras: frozenset):
+        self.raw = raw
+        self.names = names
+        self.extras = extras
+        self._decoded = None
+
+    @property
+    def uuid(self) -> str:
+        return self.raw[_UUID]
+
+    def visible(self, project_id: str | None, read_deleted: str) -> bool:
+        """Whether a caller limited to ``project_id`` (None: any) sees it, reading deleted ones as asked."""
+        if project_id is not None and self.raw[_PROJECT] != project_id:
+            return False
+        if read_deleted == "yes":
+            return True
+        return (self.raw[_DELETED] == 0) == (read_deleted == "no")
+
+    def service(self) -> dict | None:
+        """The host's compute service state (for host_status), without decoding the rest."""
+        if self._decoded is not None:
+            return self._decoded.get("service")
+        text = self.raw[self.names.index("_service")]
+        if not text:
+            return None
+        service = json.loads(text)
+        service["last_seen_up"] = _as_time(service["last_seen_up"])
+        service["updated_at"] = _as_time(service["updated_at"])
+        return service
+
+    def decoded(self) -> dict:
+        """The instance dict (a fresh copy each call)."""
+        if self._decoded is None:
+            self._decoded = _decode_joined(self.names, self.raw, self.extras)
+        return dict(self._decoded)
+
+
+def _decode_joined(names: list[str], row: tuple, extras: frozenset) -> dict:
+    data = dict(zip(names, row, strict=True))
+    for key in _TIME_COLUMNS:
+        value = data[key]
+        if value is not None and not isinstance(value, dt.datetime):
+            data[key] = dt.datetime.fromisoformat(value)
+    flavor = data["flavor"]
+    data["flavor"] = json.loads(flavor) if flavor else {}
+    sysmeta = data["system_metadata"]
+    data["system_metadata"] = json.loads(sysmeta) if sysmeta else {}
+    for key in ("old_flavor", "new_flavor"):
+        value = data[key]
+        data[key] = json.loads(value) if value else None
+    data["name"] = instance_name(data["id"])
+    metadata = data.pop("_metadata")
+    data["metadata"] = json.loads(metadata) if metadata else {}
+    if "tags" in extras:
+        tags = data.pop("_tags")
+        data["tags"] = sorted(json.loads(tags)) if tags else []
+    if "fault" in extras:
+        fault = data.pop("_fault")
+        if fault:
+            fault = json.loads(fault)
+            fault["created_at"] = _as_time(fault["created_at"])
+        data["fault"] = fault or None
+    if "server_groups" in extras:
+        groups = data.pop("_server_groups")
+        data["server_groups"] = json.loads(groups) if groups else []
+    if "host_az" in extras:
+        data["host_az"] = data.pop("_host_az")
+    if "service" in extras:
+        service = data.pop("_service")
+        if service:
+            service = json.loads(service)
+            service["last_seen_up"] = _as_time(service["last_seen_up"])
+            service["updated_at"] = _as_time(service["updated_at"])
+        data["service"] = service or None
+    return data
+
+
+@functools.lru_cache(maxsize=64)
+def _joined_sql(dialect: str, extras: frozenset, count: int) -> str:
+    quote = '"' if dialect == "sqlite" else "`"
+    columns = [f"instances.{quote}{name}{quote}" for name in _COLUMN_NAMES]
+    columns += [sql for _name, sql in _extra_columns(dialect, extras)]
+    marks = ", ".join(["?" if dialect == "sqlite" else "%s"] * count)
+    return f"SELECT {', '.join(columns)} FROM instances WHERE instances.uuid IN ({marks})"
+
+
+class ServerReader:
+    """Reads servers for GET /servers/{id}: every server asked for in one reactor turn in one statement.
+
+    ``get()`` returns a Deferred; requests arriving together (several
+    connections in one poll) share one trip to the database thread and one
+    SELECT (the joined statement, on the DB-API connection itself). Same
+    rows as :func:`list_rows`, errors included.
+    """
+
+    def __init__(self, database, reactor):
+        self.database = database
+        self.reactor = reactor
+        self.dialect = _dialect(database)
+        self._pending: list = []
+        self._flush_call = None
+
+    def get(self, uuid: str, project_id: str | None, read_deleted: str, extras: frozenset):
+        """Deferred firing with the :class:`Row` of ``uuid``; InstanceNotFound if the caller may not see it."""
+        from twisted.internet import defer
+
+        waiting = defer.Deferred()
+        self._pending.append((uuid, project_id, read_deleted, extras, waiting))
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush)
+        return waiting
+
+    def _flush(self) -> None:
+        from twisted.internet.threads import deferToThreadPool
+
+        self._flush_call = None
+        batch, self._pending = self._pending, []
+        wanted = frozenset().union(*(item[3] for item in batch))
+        uuids = sorted({item[0] for item in batch})
+        if not self.database.threadpool.started:
+            self.database.startService()
+        done = deferToThreadPool(self.reactor, self.database.threadpool, self._read, uuids, wanted)
+        done.addCallbacks(self._deliver, self._fail, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _read(self, uuids: list[str], extras: frozenset) -> dict[str, Row]:
+        sql = _joined_sql(self.dialect, extras, len(uuids))
+        names = _row_names(extras)
+        attempt = 0
+        while True:
+            connection = self.database.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, uuids)
+                rows = cursor.fetchall()
+                cursor.close()
+                connection.rollback()
+                break
+            except Exception as exc:  # noqa: BLE001 - DB-API errors of any driver: retried once, then typed
+                connection.invalidate()
+                if attempt == 0:
+                    attempt += 1
+                    continue
+                raise exception.DBError(reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            finally:
+                connection.close()
+        return {row[_UUID]: Row(tuple(row), names, extras) for row in rows}
+
+    @staticmethod
+    def _deliver(found: dict, batch) -> None:
+        for uuid, project_id, read_deleted, _extras, waiting in batch:
+            row = found.get(uuid)
+            if row is not None and row.visible(project_id, read_deleted):
+                waiting.callback(row)
+            else:
+                waiting.errback(exception.InstanceNotFound(instance_id=uuid))
+
+    @staticmethod
+    def _fail(failure, batch) -> None:
+        for *_ignored, waiting in batch:
+            waiting.errback(failure)
+
+
+_READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reader(database, reactor) -> ServerReader:
+    """The process's ServerReader of ``database``."""
+    found = _READERS.get(database)
+    if found is None:
+        found = _READERS[database] = ServerReader(database, reactor)
+    return found

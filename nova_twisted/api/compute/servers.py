@@ -20,7 +20,7 @@ import jsonschema
 
 from nova_twisted import exception, utils
 from nova_twisted.api.compute.app import FORMAT_CHECKER, parse_isotime
-from nova_twisted.api.http import Response
+from nova_twisted.api.http import Response, encode_json
 from nova_twisted.compute import states
 from nova_twisted.db import servers as db_servers
 from nova_twisted.db import services
@@ -550,6 +550,38 @@ FAULT_STATUSES = frozenset(("ERROR", "DELETED"))
 EXTRA_SPECS_RULE = "os_compute_api:os-flavor-extra-specs:index"
 
 
+_DECISIONS: dict = {}
+
+
+def allowed(app, req, rule: str, target: dict | None = None) -> bool:
+    """``app.allowed``, remembered per (rule, caller, target): rules are pure functions of those."""
+    ctxt = req.context
+    target = target or {"project_id": ctxt.project_id, "user_id": ctxt.user_id}
+    key = (
+        id(app.policy),
+        rule,
+        ctxt.user_id,
+        ctxt.project_id,
+        tuple(ctxt.roles or ()),
+        ctxt.is_admin,
+        ctxt.user_name,
+        ctxt.project_name,
+        tuple(sorted(target.items())),
+    )
+    decision = _DECISIONS.get(key)
+    if decision is None:
+        if len(_DECISIONS) > 10000:
+            _DECISIONS.clear()
+        decision = _DECISIONS[key] = app.allowed(req, rule, target)
+    return decision
+
+
+def authorize(app, req, rule: str, target: dict | None = None) -> None:
+    """``app.authorize`` through the remembered decisions: Forbidden unless ``rule`` allows the caller."""
+    if not allowed(app, req, rule, target):
+        raise exception.Forbidden(action=rule)
+
+
 class View:
     """What one request may see of servers: computed once, applied to every server of the answer."""
 
@@ -558,34 +590,40 @@ class View:
         "version",
         "base",
         "is_admin",
+        "all_projects",
         "extended_attrs",
         "host_status",
         "extra_specs",
         "now",
         "down_time",
+        "v",
+        "signature",
     )
 
     def __init__(self, app, req):
         self.app = app
         self.version = version = app.version(req)
+        self.v = (version.major, version.minor)
         self.base = app.base_url(req)
         self.is_admin = bool(req.context.is_admin)
-        self.extended_attrs = app.allowed(req, "os_compute_api:os-extended-server-attributes")
-        self.host_status = version >= "2.16" and app.allowed(req, R + "show:host_status")
+        self.all_projects = allowed(app, req, R + "show:all_projects")
+        self.extended_attrs = allowed(app, req, "os_compute_api:os-extended-server-attributes")
+        self.host_status = version >= "2.16" and allowed(app, req, R + "show:host_status")
         self.extra_specs = version >= "2.47" and (
-            EXTRA_SPECS_RULE not in app.policy.rules or app.allowed(req, EXTRA_SPECS_RULE)
+            EXTRA_SPECS_RULE not in app.policy.rules or allowed(app, req, EXTRA_SPECS_RULE)
         )
         self.now = utils.utcnow(app.reactor)
         self.down_time = app.conf.DEFAULT.service_down_time
+        self.signature = (self.v, self.base, self.is_admin, self.extended_attrs, self.host_status, self.extra_specs)
 
     def extras(self, show: bool = False) -> frozenset:
         """What the database call must add to each instance for this view."""
         wanted = {"fault", "host_az"}
-        if self.version >= "2.26":
+        if self.v >= (2, 26):
             wanted.add("tags")
         if self.host_status:
             wanted.add("service")
-        if show and self.version >= "2.71":
+        if show and self.v >= (2, 71):
             wanted.add("server_groups")
         return frozenset(wanted)
 
@@ -615,7 +653,7 @@ class View:
         rebuild); ``user_data=False`` leaves OS-EXT-SRV-ATTR:user_data out
         (rebuild shows it at the top level instead).
         """
-        version = self.version
+        version = self.v
         uuid = inst["uuid"]
         project_id = inst["project_id"]
         host = inst["host"]
@@ -668,7 +706,7 @@ class View:
                 body["OS-EXT-SRV-ATTR:host"] = host
                 body["OS-EXT-SRV-ATTR:instance_name"] = inst["name"]
                 body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst["node"]
-                if version >= "2.3":
+                if version >= (2, 3):
                     body["OS-EXT-SRV-ATTR:reservation_id"] = inst["reservation_id"]
                     body["OS-EXT-SRV-ATTR:launch_index"] = inst["launch_index"]
                     body["OS-EXT-SRV-ATTR:hostname"] = inst["hostname"]
@@ -682,18 +720,18 @@ class View:
             body["OS-EXT-STS:power_state"] = inst["power_state"]
             body["os-extended-volumes:volumes_attached"] = []
             if self.host_status:
-                body["host_status"] = self._host_status(inst)
+                body["host_status"] = self.host_status_of(host, inst.get("service"))
         elif key_name:
             body["key_name"] = inst["key_name"]
-        if version >= "2.9":
+        if version >= (2, 9):
             body["locked"] = bool(inst["locked"])
-        if version >= "2.73":
+        if version >= (2, 73):
             body["locked_reason"] = inst["locked_reason"]
-        if version >= "2.19":
+        if version >= (2, 19):
             body["description"] = inst["display_description"]
-        if version >= "2.26":
+        if version >= (2, 26):
             body["tags"] = list(inst.get("tags") or [])
-        if version >= "2.63":
+        if version >= (2, 63):
             certs = sysmeta.get("trusted_image_certificates")
             body["trusted_image_certificates"] = json.loads(certs) if certs else None
         if server_groups:
@@ -703,7 +741,7 @@ class View:
     def _flavor(self, flavor: dict) -> dict:
         if not flavor:
             return {}
-        if self.version >= "2.47":
+        if self.v >= (2, 47):
             shown = {
                 "vcpus": flavor.get("vcpus"),
                 "ram": flavor.get("memory_mb"),
@@ -724,9 +762,9 @@ class View:
             shown["details"] = fault["details"]
         return shown
 
-    def _host_status(self, inst: dict) -> str:
-        service = inst.get("service")
-        if not inst["host"] or service is None:
+    def host_status_of(self, host: str | None, service: dict | None) -> str:
+        """UP, DOWN, MAINTENANCE or UNKNOWN for a server's host ("" without one), as Nova tells them."""
+        if not host or service is None:
             return ""
         if service["forced_down"]:
             return "DOWN"
@@ -734,13 +772,43 @@ class View:
             return "MAINTENANCE"
         return "UP" if services.is_up(service, self.now, self.down_time) else "UNKNOWN"
 
+    def rendered(self, row, **options) -> bytes:
+        """The JSON of :meth:`server` for a database row, memoized.
 
-async def fetch(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no") -> dict:
-    """The server with what ``view`` shows, if the caller may see it (404 otherwise, never 403)."""
+        The body is a function of the row's raw values, this view's
+        signature, the host's status now (only when shown) and the options,
+        so a memoized body is exactly what rendering it again would give.
+        """
+        status = self.host_status_of(row.raw[_HOST], row.service()) if self.host_status else None
+        key = (row.raw, self.signature, status, tuple(sorted(options.items())))
+        body = _RENDERED.get(key)
+        if body is None:
+            body = encode_json(self.server(row.decoded(), **options))
+            if len(_RENDERED) >= _RENDERED_MAX:
+                _RENDERED.clear()
+            _RENDERED[key] = body
+        return body
+
+
+#: Rendered servers by (raw row, view signature, host status, options); bounded, cleared when full.
+_RENDERED: dict = {}
+_RENDERED_MAX = 20000
+_HOST = db_servers.COLUMN_NAMES.index("host")
+_UUID = db_servers.COLUMN_NAMES.index("uuid")
+_NAME = db_servers.COLUMN_NAMES.index("display_name")
+
+
+async def fetch_row(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no"):
+    """The server's database Row, if the caller may see it (404 otherwise, never 403)."""
     if not utils.is_uuid_like(server_id):
         raise exception.InstanceNotFound(instance_id=server_id)
-    project = None if app.allowed(req, R + "show:all_projects") else req.context.project_id
-    return await app.database.run(db_servers.get, server_id, project, read_deleted, view.extras(show))
+    project = None if view.all_projects else req.context.project_id
+    return await db_servers.reader(app.database, app.reactor).get(server_id, project, read_deleted, view.extras(show))
+
+
+async def fetch(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no") -> dict:
+    """The server as an instance dict with what ``view`` shows (see :func:`fetch_row`)."""
+    return (await fetch_row(app, req, server_id, view, show, read_deleted)).decoded()
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -758,10 +826,10 @@ async def detail(app, req):
 
 async def show(app, req):
     """Show a server."""
-    app.authorize(req, R + "show")
+    authorize(app, req, R + "show")
     view = View(app, req)
-    inst = await fetch(app, req, req.params["server_id"], view)
-    return {"server": view.server(inst, server_groups=view.version >= "2.71")}
+    row = await fetch_row(app, req, req.params["server_id"], view)
+    return Response(200, b'{"server":' + view.rendered(row, server_groups=view.v >= (2, 71)) + b"}")
 
 
 def _search_options(version) -> tuple[str, ...]:
@@ -879,7 +947,7 @@ async def _list(app, req, detail: bool):
     sort_keys, sort_dirs = _sort_params(req, version, ctxt)
     view = View(app, req)
     rows = await app.database.run(
-        db_servers.list_servers,
+        db_servers.list_rows,
         filters,
         limit,
         marker,
@@ -887,15 +955,17 @@ async def _list(app, req, detail: bool):
         sort_dirs,
         view.extras() if detail else frozenset(),
     )
-    if detail:
-        servers = [view.server(inst) for inst in rows]
-    else:
-        servers = [view.basic(inst) for inst in rows]
-    answer = {"servers": servers}
-    links = app.next_link(req, "servers/detail" if detail else "servers", servers, limit)
+    ids = [{"id": row.raw[_UUID]} for row in rows]
+    links = app.next_link(req, "servers/detail" if detail else "servers", ids, limit)
+    if not detail:
+        answer = {"servers": [view.basic({"uuid": row.raw[_UUID], "display_name": row.raw[_NAME]}) for row in rows]}
+        if links:
+            answer["servers_links"] = links
+        return answer
+    body = b'{"servers":[' + b",".join([view.rendered(row) for row in rows]) + b"]"
     if links:
-        answer["servers_links"] = links
-    return answer
+        body += b',"servers_links":' + encode_json(links)
+    return Response(200, body + b"}")
 
 
 def _time_filter(opts: dict, name: str):
