@@ -45,11 +45,11 @@ class CommandFailed(AssertionError):
 class RunningCloud:
     """Start with :meth:`start`, drive with :meth:`openstack`, end with :meth:`stop`."""
 
-    def __init__(self, tmpdir, mode: str = "all", computes: int = 1, extra_conf: str = ""):
+    def __init__(self, tmpdir, mode: str = "all", computes: int = 1, extra_conf: dict | None = None):
         self.tmpdir = str(tmpdir)
         self.mode = mode
         self.computes = [f"compute-{i + 1}" for i in range(computes)] if mode == "separate" else []
-        self.extra_conf = extra_conf
+        self.extra_conf = dict(extra_conf or {})  # {(section, option): text}
         self.compute_port, self.identity_port, self.image_port = free_port(), free_port(), free_port()
         self.compute_url = f"http://127.0.0.1:{self.compute_port}/v2.1"
         self.identity_url = f"http://127.0.0.1:{self.identity_port}/v3"
@@ -81,51 +81,38 @@ class RunningCloud:
         return f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
 
     def write_config(self, host: str = "control") -> str:
-        path = os.path.join(self.tmpdir, f"nova-{host}.conf")
-        with open(path, "w") as handle:
-            handle.write(f"""[DEFAULT]
-state_path = {self.tmpdir}/state-{host}
-host = {host}
-my_ip = 127.0.0.1
-report_interval = 2
-service_down_time = 20
-periodic_fuzzy_delay = 1
-graceful_shutdown_timeout = 10
-log_file = {self.tmpdir}/{host}.log
+        """Write ``host``'s nova.conf (the cloud's settings, then ``extra_conf`` on top)."""
+        from tests.compute.cloud import write_conf
 
-[database]
-connection = {self.database_url}
-
-[transport]
-url = {self.transport_url}
-
-[api]
-compute_listen = 127.0.0.1
-compute_port = {self.compute_port}
-image_listen = 127.0.0.1
-image_port = {self.image_port}
-
-[identity]
-bind_host = 127.0.0.1
-bind_port = {self.identity_port}
-identity_url = {self.identity_url}
-compute_url = {self.compute_url}
-image_url = {self.image_url}
-password_hash_rounds = 4
-
-[image]
-data_dir = {self.tmpdir}/images
-endpoint = {self.image_url}
-
-[compute]
-update_resources_interval = 5
-sync_power_state_interval = 10
-
-[scheduler]
-host_state_refresh_interval = 0.5
-{self.extra_conf}
-""")
-        return path
+        values = {
+            ("DEFAULT", "state_path"): f"{self.tmpdir}/state-{host}",
+            ("DEFAULT", "host"): host,
+            ("DEFAULT", "my_ip"): "127.0.0.1",
+            ("DEFAULT", "report_interval"): "2",
+            ("DEFAULT", "service_down_time"): "20",
+            ("DEFAULT", "periodic_fuzzy_delay"): "1",
+            ("DEFAULT", "graceful_shutdown_timeout"): "10",
+            ("DEFAULT", "log_file"): f"{self.tmpdir}/{host}.log",
+            ("database", "connection"): self.database_url,
+            ("transport", "url"): self.transport_url,
+            ("api", "compute_listen"): "127.0.0.1",
+            ("api", "compute_port"): str(self.compute_port),
+            ("api", "image_listen"): "127.0.0.1",
+            ("api", "image_port"): str(self.image_port),
+            ("identity", "bind_host"): "127.0.0.1",
+            ("identity", "bind_port"): str(self.identity_port),
+            ("identity", "identity_url"): self.identity_url,
+            ("identity", "compute_url"): self.compute_url,
+            ("identity", "image_url"): self.image_url,
+            ("identity", "password_hash_rounds"): "4",
+            ("image", "data_dir"): f"{self.tmpdir}/images",
+            ("image", "endpoint"): self.image_url,
+            ("compute", "update_resources_interval"): "5",
+            ("compute", "sync_power_state_interval"): "10",
+            ("scheduler", "host_state_refresh_interval"): "0.5",
+            **self.extra_conf,
+        }
+        return write_conf(os.path.join(self.tmpdir, f"nova-{host}.conf"), values)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> RunningCloud:

@@ -25,17 +25,18 @@ from tests.clients.cloud import RunningCloud
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BANNER = "nova-twisted test guest booted"
 
-LIBVIRT_CONF = """
-[compute]
-driver = libvirt
-[libvirt]
-virt_type = qemu
-soft_reboot_timeout = 20
-remove_unused_base_images_age = {age}
-image_cache_manager_interval = {interval}
-[vnc]
-enabled = true
-"""
+
+def libvirt_conf(age: int, interval: int) -> dict:
+    """The settings `make run CONFIG=...` would use for real guests (QEMU/TCG here)."""
+    return {
+        ("compute", "driver"): "libvirt",
+        ("libvirt", "virt_type"): "qemu",
+        ("libvirt", "soft_reboot_timeout"): "20",
+        ("libvirt", "remove_unused_base_images_age"): str(age),
+        ("libvirt", "image_cache_manager_interval"): str(interval),
+        ("vnc", "enabled"): "true",
+    }
+
 
 #: What virsh says for each API status (suspend is a managed save: "shut off", reason "saved").
 VIRSH_FOR_STATUS = {"ACTIVE": "running", "SHUTOFF": "shut off", "PAUSED": "paused", "SUSPENDED": "shut off"}
@@ -51,7 +52,7 @@ def _libvirt_dir() -> str:
 @pytest.fixture(scope="module")
 def libvirt_cloud():
     tmp = _libvirt_dir()
-    cloud = RunningCloud(tmp, "all", extra_conf=LIBVIRT_CONF.format(age=3600, interval=3600)).start()
+    cloud = RunningCloud(tmp, "all", extra_conf=libvirt_conf(age=3600, interval=3600)).start()
     yield cloud
     cloud.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -104,8 +105,9 @@ def instances_dir(cloud) -> str:
 
 def test_a_tiny_guest_goes_through_its_whole_life_and_leaves_nothing_behind(libvirt_cloud):
     cloud = libvirt_cloud
-    server = cloud.openstack("server", "create", "--flavor", "m1.tiny", "--image", "demo-image", "e2e-vm1",
-                             "--wait", timeout=300)
+    server = cloud.openstack(
+        "server", "create", "--flavor", "m1.tiny", "--image", "demo-image", "e2e-vm1", "--wait", timeout=300
+    )
     assert server["status"] == "ACTIVE"
     assert_matches_virsh(cloud, server, "ACTIVE")
     console_has_banner(cloud, server["id"])
@@ -129,12 +131,12 @@ def test_a_tiny_guest_goes_through_its_whole_life_and_leaves_nothing_behind(libv
     cloud.openstack("server", "resume", server["id"], json_output=False)
     assert_matches_virsh(cloud, server, "ACTIVE")
 
-    image = cloud.openstack("server", "image", "create", "--name", "e2e-snapshot", "--wait", server["id"],
-                            timeout=600)
+    image = cloud.openstack("server", "image", "create", "--name", "e2e-snapshot", "--wait", server["id"], timeout=600)
     snapshot = cloud.openstack("image", "show", image["id"])
     assert snapshot["status"] == "active" and snapshot["disk_format"] == "qcow2"
-    second = cloud.openstack("server", "create", "--flavor", "m1.tiny", "--image", snapshot["id"], "e2e-vm2",
-                             "--wait", timeout=300)
+    second = cloud.openstack(
+        "server", "create", "--flavor", "m1.tiny", "--image", snapshot["id"], "e2e-vm2", "--wait", timeout=300
+    )
     assert_matches_virsh(cloud, second, "ACTIVE")
     console_has_banner(cloud, second["id"])
 
@@ -150,7 +152,7 @@ def test_a_tiny_guest_goes_through_its_whole_life_and_leaves_nothing_behind(libv
 @pytest.fixture(scope="module")
 def cache_cloud():
     tmp = _libvirt_dir()
-    cloud = RunningCloud(tmp, "all", extra_conf=LIBVIRT_CONF.format(age=5, interval=2)).start()
+    cloud = RunningCloud(tmp, "all", extra_conf=libvirt_conf(age=5, interval=2)).start()
     yield cloud
     cloud.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -158,16 +160,32 @@ def cache_cloud():
 
 def test_three_servers_of_one_image_share_one_base_file_which_ages_out_after_the_last(cache_cloud):
     cloud = cache_cloud
-    servers = cloud.openstack("server", "create", "--flavor", "m1.tiny", "--image", "demo-image", "--min", "3",
-                              "--max", "3", "--wait", "e2e-cache", timeout=600)
+    servers = cloud.openstack(
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "demo-image",
+        "--min",
+        "3",
+        "--max",
+        "3",
+        "--wait",
+        "e2e-cache",
+        timeout=600,
+    )
     listed = [s for s in cloud.openstack("server", "list") if s["Name"].startswith("e2e-cache")]
     assert len(listed) == 3 and all(s["Status"] == "ACTIVE" for s in listed), listed
     base_dir = os.path.join(instances_dir(cloud), "_base")
     backing = set()
     for entry in listed:
         disk = os.path.join(instances_dir(cloud), entry["ID"], "disk")
-        info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True,
-                                         text=True, check=True).stdout)
+        info = json.loads(
+            subprocess.run(
+                ["qemu-img", "info", "-U", "--output=json", disk], capture_output=True, text=True, check=True
+            ).stdout
+        )
         backing.add(info["full-backing-filename"] if "full-backing-filename" in info else info["backing-filename"])
     assert len(backing) == 1, f"the three overlays have different bases: {backing}"
     base = backing.pop()
