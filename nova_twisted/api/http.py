@@ -11,6 +11,7 @@ and the answer dropped.
 from __future__ import annotations
 
 import json
+import os
 import re
 import traceback
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from nova_twisted import exception
-from nova_twisted.context import RequestContext, generate_request_id
+from nova_twisted.context import RequestContext
 
 try:  # a much faster encoder when installed; the answers are the same JSON either way
     import orjson
@@ -53,6 +54,15 @@ class Handled:
 HANDLED = Handled()
 
 
+def _request_id() -> str:
+    """``req-<uuid4>`` as generate_request_id() makes it, several times faster (one per request)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class ApiRequest:
     """One request, as handlers see it."""
 
@@ -61,11 +71,14 @@ class ApiRequest:
         self.params = params
         self.method = request.method.decode("ascii")
         self.path = request.path.decode("utf-8", "replace")
-        self.query = {
-            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in request.args.items()
-        }
+        args = request.args
+        self.query: dict[str, list[str]] = (
+            {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()}
+            if args
+            else {}
+        )
         self.context: RequestContext | None = None
-        self.request_id = generate_request_id()
+        self.request_id = _request_id()
         self.extra: dict[str, Any] = {}
         self.response_headers: dict[str, str] = {}
 
@@ -132,16 +145,27 @@ class JSONRouter(Resource):
         self.before = before
         self.after = after
         self.request_id_headers = request_id_headers
+        self._prefixes: list[str] | None = None
 
     def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
         """Route ``method pattern`` to ``handler``; ``auth=False`` for public routes."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "") + "/?$"
         self.routes.append((method.upper(), re.compile(regex), handler, auth, pattern))
+        self._prefixes = None
+
+    def _route_prefixes(self) -> list[str]:
+        # The literal start of each pattern: most routes are ruled out by a startswith, not a regex.
+        if self._prefixes is None or len(self._prefixes) != len(self.routes):
+            self._prefixes = [(p.rstrip("/") or "").split("{", 1)[0] for _, _, _, _, p in self.routes]
+        return self._prefixes
 
     def match(self, method: str, path: str):
         """Return (handler, params, auth) or raise NotFound / a 405 error."""
         allowed = []
-        for route_method, regex, handler, auth, _ in self.routes:
+        prefixes = self._route_prefixes()
+        for index, (route_method, regex, handler, auth, _) in enumerate(self.routes):
+            if not path.startswith(prefixes[index]):
+                continue
             m = regex.match(path)
             if m:
                 if route_method == method or (method == "HEAD" and route_method == "GET"):

@@ -84,6 +84,7 @@ class ComputeApp:
         self.image_service = image_service
         self.compute_api = API(database, transport, conf, reactor, image_service)
         self.policy = policy or load_enforcer(conf)
+        self._versions: dict = {}
         self.router = JSONRouter(
             error_body=nova_error,
             authenticate=authenticator,
@@ -136,17 +137,21 @@ class ComputeApp:
     def _before(self, req) -> None:
         if not req.path.startswith("/v2.1"):
             return
-        version = microversion.requested_version(
-            req.header("openstack-api-version"), req.header("x-openstack-nova-api-version")
-        )
-        req.extra["version"] = version
-        req.response_headers.update(
-            {
+        asked = (req.header("openstack-api-version"), req.header("x-openstack-nova-api-version"))
+        known = self._versions.get(asked)
+        if known is None:
+            # Parsed once per distinct pair of headers (clients send the same few); errors are not kept.
+            version = microversion.requested_version(*asked)
+            headers = {
                 "OpenStack-API-Version": f"compute {version}",
                 "X-OpenStack-Nova-API-Version": str(version),
                 "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
             }
-        )
+            if len(self._versions) > 1000:
+                self._versions.clear()
+            known = self._versions[asked] = (version, headers)
+        req.extra["version"] = known[0]
+        req.response_headers.update(known[1])
 
     def _after(self, req, response: Response) -> None:
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import secrets
 import string
 
@@ -556,7 +557,6 @@ _DECISIONS: dict = {}
 def allowed(app, req, rule: str, target: dict | None = None) -> bool:
     """``app.allowed``, remembered per (rule, caller, target): rules are pure functions of those."""
     ctxt = req.context
-    target = target or {"project_id": ctxt.project_id, "user_id": ctxt.user_id}
     key = (
         id(app.policy),
         rule,
@@ -566,7 +566,7 @@ def allowed(app, req, rule: str, target: dict | None = None) -> bool:
         ctxt.is_admin,
         ctxt.user_name,
         ctxt.project_name,
-        tuple(sorted(target.items())),
+        tuple(sorted(target.items())) if target else None,
     )
     decision = _DECISIONS.get(key)
     if decision is None:
@@ -608,8 +608,8 @@ class View:
         self.is_admin = bool(req.context.is_admin)
         self.all_projects = allowed(app, req, R + "show:all_projects")
         self.extended_attrs = allowed(app, req, "os_compute_api:os-extended-server-attributes")
-        self.host_status = version >= "2.16" and allowed(app, req, R + "show:host_status")
-        self.extra_specs = version >= "2.47" and (
+        self.host_status = self.v >= (2, 16) and allowed(app, req, R + "show:host_status")
+        self.extra_specs = self.v >= (2, 47) and (
             EXTRA_SPECS_RULE not in app.policy.rules or allowed(app, req, EXTRA_SPECS_RULE)
         )
         self.now = utils.utcnow(app.reactor)
@@ -790,6 +790,7 @@ class View:
         return body
 
 
+_UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Rendered servers by (raw row, view signature, host status, options); bounded, cleared when full.
 _RENDERED: dict = {}
 _RENDERED_MAX = 20000
@@ -800,7 +801,7 @@ _NAME = db_servers.COLUMN_NAMES.index("display_name")
 
 async def fetch_row(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no"):
     """The server's database Row, if the caller may see it (404 otherwise, never 403)."""
-    if not utils.is_uuid_like(server_id):
+    if not _UUID_TEXT.match(server_id):
         raise exception.InstanceNotFound(instance_id=server_id)
     project = None if view.all_projects else req.context.project_id
     return await db_servers.reader(app.database, app.reactor).get(server_id, project, read_deleted, view.extras(show))
