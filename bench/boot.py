@@ -59,6 +59,7 @@ async def run(reactor, args):
         uuids: list[str] = []
         errors: list[str] = []
         interval = 1.0 / args.rate
+        cpu_before = _cpu_times(cloud)
         started = time.monotonic()
         pending = []
 
@@ -86,6 +87,7 @@ async def run(reactor, args):
             if len(done) >= len(uuids):
                 break
             await task.deferLater(reactor, 0.2, lambda: None)
+        cpu_after = _cpu_times(cloud)
         active = [r for r in rows if r["vm_state"] == "active"]
         failed = [r for r in rows if r["vm_state"] == "error"]
         latencies = sorted((r["launched_at"] - r["created_at"]).total_seconds() for r in active)
@@ -112,9 +114,41 @@ async def run(reactor, args):
                 f"  compute starts -> ACTIVE    p50 {statistics.median(s[1] for s in stages) * 1000:.0f} ms "
                 "(conductor calls, spawn)"
             )
+        spent = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+        total = sum(spent.values())
+        print(
+            f"CPU per boot           {total / max(1, len(active)) * 1000:.1f} ms in all: "
+            + ", ".join(
+                f"{name} {value / max(1, len(active)) * 1000:.1f}"
+                for name, value in sorted(spent.items(), key=lambda kv: -kv[1])
+            )
+        )
         print(f"compute hosts          {args.k} fake, separate processes; bus RabbitMQ, database MariaDB")
     finally:
         await cloud.stop()
+
+
+def _cpu_times(cloud) -> dict[str, float]:
+    """CPU seconds used so far by each process of the run (this one is the API side)."""
+    import resource
+    import subprocess
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    times = {"api (this process)": usage.ru_utime + usage.ru_stime}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(pid):
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    for name, proc in cloud.processes.items():
+        times[name] = read(proc.pid)
+    for name, pattern in (("rabbitmq", "beam.smp"), ("mariadb", "mariadbd")):
+        pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        if pids:
+            times[name] = sum(read(pid) for pid in pids)
+    return times
 
 
 def _stages(session, uuids):

@@ -51,22 +51,34 @@ def _action(session: Session, instance_uuid: str, request_id: str) -> InstanceAc
     return row
 
 
+def _action_id(session: Session, instance_uuid: str, request_id: str) -> int | None:
+    return session.execute(
+        sa.select(InstanceAction.id)
+        .where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == request_id)
+        .order_by(InstanceAction.id.desc())
+        .limit(1)
+    ).scalar()
+
+
 def event_start(
-    session: Session, instance_uuid: str, request_id: str, event: str, host: str | None, now: dt.datetime | None = None
+    session: Session,
+    instance_uuid: str,
+    request_id: str,
+    event: str,
+    host: str | None,
+    now: dt.datetime | None = None,
 ) -> dict | None:
     """Record the start of a step (``compute_reboot_instance``) of the request's action.
 
     Returns None when the request has no action (internal work)."""
     now = now or utils.utcnow()
-    try:
-        action = _action(session, instance_uuid, request_id)
-    except exception.ActionNotFound:
+    action_id = _action_id(session, instance_uuid, request_id)
+    if action_id is None:
         return None
-    row = InstanceActionEvent(action_id=action.id, event=event, start_time=now, host=host)
-    session.add(row)
-    action.updated_at = now
-    session.flush()
-    return row.to_dict()
+    values = {"action_id": action_id, "event": event, "start_time": now, "host": host}
+    event_id = session.execute(sa.insert(InstanceActionEvent).values(**values)).inserted_primary_key[0]
+    session.execute(sa.update(InstanceAction).where(InstanceAction.id == action_id).values(updated_at=now))
+    return {"id": event_id, **values}
 
 
 def event_finish(
@@ -80,31 +92,27 @@ def event_finish(
 ) -> dict | None:
     """Record the end of a step; an ``Error`` result marks the action failed."""
     now = now or utils.utcnow()
-    try:
-        action = _action(session, instance_uuid, request_id)
-    except exception.ActionNotFound:
+    action_id = _action_id(session, instance_uuid, request_id)
+    if action_id is None:
         return None
-    row = (
-        session.execute(
-            sa.select(InstanceActionEvent)
-            .where(InstanceActionEvent.action_id == action.id, InstanceActionEvent.event == event)
-            .order_by(InstanceActionEvent.id.desc())
-        )
-        .scalars()
-        .first()
-    )
-    if row is None:
-        row = InstanceActionEvent(action_id=action.id, event=event, start_time=now)
-        session.add(row)
-    row.finish_time = now
-    row.result = result
-    row.traceback = traceback
-    action.updated_at = now
-    action.finish_time = now
+    event_id = session.execute(
+        sa.select(InstanceActionEvent.id)
+        .where(InstanceActionEvent.action_id == action_id, InstanceActionEvent.event == event)
+        .order_by(InstanceActionEvent.id.desc())
+        .limit(1)
+    ).scalar()
+    values = {"finish_time": now, "result": result, "traceback": traceback}
+    if event_id is None:
+        event_id = session.execute(
+            sa.insert(InstanceActionEvent).values(action_id=action_id, event=event, start_time=now, **values)
+        ).inserted_primary_key[0]
+    else:
+        session.execute(sa.update(InstanceActionEvent).where(InstanceActionEvent.id == event_id).values(**values))
+    action_values = {"updated_at": now, "finish_time": now}
     if result != "Success":
-        action.message = "Error"
-    session.flush()
-    return row.to_dict()
+        action_values["message"] = "Error"
+    session.execute(sa.update(InstanceAction).where(InstanceAction.id == action_id).values(**action_values))
+    return {"id": event_id, "action_id": action_id, "event": event, **values}
 
 
 def list_for_instance(

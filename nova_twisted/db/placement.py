@@ -193,54 +193,76 @@ def claim(
         .where(ComputeNode.id == node_id, ComputeNode.deleted == sa.false())
         .values(generation=ComputeNode.generation + 1)
     )
-    host = session.execute(sa.select(ComputeNode.hypervisor_hostname).where(ComputeNode.id == node_id)).scalar()
+
+    def host():
+        return session.execute(sa.select(ComputeNode.hypervisor_hostname).where(ComputeNode.id == node_id)).scalar()
+
     if bumped.rowcount == 0:
-        raise exception.ClaimFailed(host=host or node_id, reason="the compute node is gone")
+        raise exception.ClaimFailed(host=host() or node_id, reason="the compute node is gone")
     inventory = {
-        inv.resource_class: inv
-        for inv in session.execute(sa.select(Inventory).where(Inventory.compute_node_id == node_id)).scalars()
+        row.resource_class: row
+        for row in session.execute(
+            sa.select(
+                Inventory.resource_class,
+                Inventory.total,
+                Inventory.reserved,
+                Inventory.allocation_ratio,
+                Inventory.max_unit,
+            ).where(Inventory.compute_node_id == node_id)
+        )
     }
-    used = dict(
-        session.execute(
-            sa.select(Allocation.resource_class, sa.func.sum(Allocation.used))
-            .where(Allocation.compute_node_id == node_id)
-            .group_by(Allocation.resource_class)
-        ).all()
-    )
+    # The node's usage, and what this consumer already holds there, in one query.
+    used, mine = {}, {}
+    for rc, total, own in session.execute(
+        sa.select(
+            Allocation.resource_class,
+            sa.func.sum(Allocation.used),
+            sa.func.sum(sa.case((Allocation.consumer_id == consumer_id, Allocation.used), else_=0)),
+        )
+        .where(Allocation.compute_node_id == node_id)
+        .group_by(Allocation.resource_class)
+    ):
+        used[rc] = int(total or 0)
+        if own:
+            mine[rc] = int(own)
     after = {}
-    for rc, amount in resources.items():
-        if amount <= 0:
-            continue
+    wanted = {rc: amount for rc, amount in resources.items() if amount > 0}
+    for rc, amount in wanted.items():
         inv = inventory.get(rc)
         if inv is None:
-            raise exception.ClaimFailed(host=host, reason=f"no {rc} inventory")
+            raise exception.ClaimFailed(host=host(), reason=f"no {rc} inventory")
         if amount > inv.max_unit:
-            raise exception.ClaimFailed(host=host, reason=f"{rc} {amount} is more than max_unit {inv.max_unit}")
-        total_used = int(used.get(rc) or 0) + amount
+            raise exception.ClaimFailed(host=host(), reason=f"{rc} {amount} is more than max_unit {inv.max_unit}")
+        total_used = used.get(rc, 0) + amount
         limit = (inv.total - inv.reserved) * inv.allocation_ratio
         if total_used > limit:
             raise exception.ClaimFailed(
-                host=host, reason=f"{rc}: {amount} requested, {int(used.get(rc) or 0)} of {int(limit)} used"
+                host=host(), reason=f"{rc}: {amount} requested, {used.get(rc, 0)} of {int(limit)} used"
             )
         after[rc] = total_used
-    existing = {
-        a.resource_class: a
-        for a in session.execute(
-            sa.select(Allocation).where(Allocation.compute_node_id == node_id, Allocation.consumer_id == consumer_id)
-        ).scalars()
-    }
-    for rc, amount in resources.items():
-        if amount <= 0:
-            continue
-        if rc in existing:
-            existing[rc].used += amount
-        else:
-            session.add(
-                Allocation(
-                    compute_node_id=node_id, consumer_id=consumer_id, resource_class=rc, used=amount, created_at=now
-                )
+    new = [
+        {
+            "compute_node_id": node_id,
+            "consumer_id": consumer_id,
+            "resource_class": rc,
+            "used": amount,
+            "created_at": now,
+        }
+        for rc, amount in wanted.items()
+        if rc not in mine
+    ]
+    if new:
+        session.execute(sa.insert(Allocation), new)
+    for rc in wanted.keys() & mine.keys():
+        session.execute(
+            sa.update(Allocation)
+            .where(
+                Allocation.compute_node_id == node_id,
+                Allocation.consumer_id == consumer_id,
+                Allocation.resource_class == rc,
             )
-    session.flush()
+            .values(used=Allocation.used + wanted[rc])
+        )
     return after
 
 

@@ -35,13 +35,15 @@ LEGACY_DEFAULTS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10, "
 
 def lock_project(session: Session, project_id: str) -> None:
     """Take the project's quota lock until the transaction ends."""
-    if session.get(QuotaLock, project_id) is None:
-        try:
-            with session.begin_nested():
-                session.add(QuotaLock(project_id=project_id))
-        except sa.exc.IntegrityError:
-            pass  # created concurrently: fine, lock it below
-    session.execute(sa.select(QuotaLock).where(QuotaLock.project_id == project_id).with_for_update()).first()
+    locked = sa.select(QuotaLock.project_id).where(QuotaLock.project_id == project_id).with_for_update()
+    if session.execute(locked).first() is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(sa.insert(QuotaLock).values(project_id=project_id))
+    except sa.exc.IntegrityError:
+        pass  # created concurrently: fine, lock it below
+    session.execute(locked).first()
 
 
 def class_limits(session: Session, defaults: dict[str, int], class_name: str = "default") -> dict[str, int]:
@@ -119,7 +121,8 @@ def check_deltas(session: Session, check: dict) -> None:
     ``check`` = {"project_id", "user_id", "defaults": {...}, "deltas": {...}}
     and, for ``server_group_members``, "server_group_uuid". The project's
     usage is checked against the project's limits and, where limits are set
-    for the user, the user's own usage against those. Call inside the
+    for the user, the user's own usage against those. Only the resources
+    asked for, and only those with a limit, are counted. Call inside the
     transaction that then writes, after lock_project.
     """
     project_id = check["project_id"]
@@ -127,19 +130,19 @@ def check_deltas(session: Session, check: dict) -> None:
     deltas = {r: d for r, d in check["deltas"].items() if d > 0}
     if not deltas:
         return
-    limits = project_limits(session, project_id, check.get("defaults", {}))
-    used = usage(session, project_id, user_id)
-    if "server_group_members" in deltas:
-        used["server_group_members"] = group_members(session, check.get("server_group_uuid") or "")
-    over = _over(deltas, limits, used)
-    if not over and user_id:
-        mine = user_limits(session, project_id, user_id)
-        # Key pairs are a user's own: their limit is the user's if set, else the project's.
-        if "key_pairs" in deltas and "key_pairs" not in mine:
-            mine["key_pairs"] = limits.get("key_pairs", -1)
-        if any(r in mine for r in deltas):
-            user_used = usage(session, project_id, user_id, per_user=True)
-            over = _over({r: d for r, d in deltas.items() if r in mine}, mine, user_used)
+    limits, mine = _limits_for_check(session, project_id, user_id, check.get("defaults", {}))
+    # Key pairs are a user's own: their limit is the user's if set, else the project's.
+    if user_id and "key_pairs" in deltas and "key_pairs" not in mine:
+        mine["key_pairs"] = limits.get("key_pairs", -1)
+    limited = {r: d for r, d in deltas.items() if limits.get(r, -1) >= 0}
+    over = []
+    if limited:
+        used = _usage_of(session, limited, project_id, user_id, False, check.get("server_group_uuid"))
+        over = _over(limited, limits, used)
+    mine = {r: limit for r, limit in mine.items() if r in deltas and limit >= 0}
+    if not over and mine:
+        user_used = _usage_of(session, mine, project_id, user_id, True, check.get("server_group_uuid"))
+        over = _over({r: deltas[r] for r in mine}, mine, user_used)
     if over:
         names = ", ".join(r for r, *_ in over)
         resource, delta, current, limit = over[0]
@@ -150,6 +153,51 @@ def check_deltas(session: Session, check: dict) -> None:
             used=current,
             allowed=limit,
         )
+
+
+def _limits_for_check(session: Session, project_id: str, user_id: str | None, defaults: dict[str, int]):
+    """(project limits, the user's own limits) in two queries."""
+    limits = class_limits(session, defaults)
+    mine: dict[str, int] = {}
+    owners = [""] + ([user_id] if user_id else [])
+    for owner, resource, limit in session.execute(
+        sa.select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
+            Quota.project_id == project_id, Quota.user_id.in_(owners)
+        )
+    ):
+        (mine if owner else limits)[resource] = limit
+    return limits, mine
+
+
+def _usage_of(session: Session, resources, project_id: str, user_id: str | None, per_user: bool, group_uuid):
+    """Count only ``resources`` (one query for the instance-based ones)."""
+    used: dict[str, int] = {}
+    if {"instances", "cores", "ram"} & set(resources):
+        conditions = [Instance.project_id == project_id, Instance.deleted == 0]
+        if per_user and user_id:
+            conditions.append(Instance.user_id == user_id)
+        count, cores, ram = session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(Instance.vcpus), 0),
+                sa.func.coalesce(sa.func.sum(Instance.memory_mb), 0),
+            ).where(*conditions)
+        ).one()
+        used.update(instances=int(count), cores=int(cores), ram=int(ram))
+    if "server_groups" in resources:
+        conditions = [ServerGroup.project_id == project_id]
+        if per_user and user_id:
+            conditions.append(ServerGroup.user_id == user_id)
+        used["server_groups"] = session.execute(
+            sa.select(sa.func.count()).select_from(ServerGroup).where(*conditions)
+        ).scalar_one()
+    if "key_pairs" in resources and user_id:
+        used["key_pairs"] = session.execute(
+            sa.select(sa.func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)
+        ).scalar_one()
+    if "server_group_members" in resources:
+        used["server_group_members"] = group_members(session, group_uuid or "")
+    return used
 
 
 def _over(deltas: dict[str, int], limits: dict[str, int], used: dict[str, int]) -> list[tuple]:

@@ -88,3 +88,20 @@ class DatabaseDownTests(unittest.TestCase):
         main = threading.current_thread()
         ran_in = yield db.run(lambda s: threading.current_thread())
         self.assertIsNot(ran_in, main)
+
+
+@pytest.mark.mysql
+def test_a_pooled_connection_the_server_dropped_is_replaced_without_an_error():
+    url, drop = mysql_scratch_url()
+    try:
+        db = Database(url, reactor=None, pool_size=1, max_retries=3, retry_interval=0.01)
+        first = db.run_sync(lambda s: s.execute(sa.text("SELECT CONNECTION_ID()")).scalar())
+        killer = sa.create_engine(url)
+        with killer.begin() as conn:
+            conn.exec_driver_sql(f"KILL {int(first)}")
+        killer.dispose()
+        second = db.run_sync(lambda s: s.execute(sa.text("SELECT CONNECTION_ID()")).scalar())
+        assert second != first, "the dead connection was replaced"
+        db.engine.dispose()
+    finally:
+        drop()
