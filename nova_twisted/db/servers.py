@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import queue
 import re
+import threading
 import weakref
 from typing import Any
 
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nova_twisted import exception
+from nova_twisted.db import engine as engines
 from nova_twisted.db.instances import _after_marker, instance_name
 from nova_twisted.db.models import (
     Flavor,
@@ -432,11 +435,17 @@ def _joined_sql(dialect: str, extras: frozenset, count: int) -> str:
 class ServerReader:
     """Reads servers for GET /servers/{id}: every server asked for in one reactor turn in one statement.
 
-    ``get()`` returns a Deferred; requests arriving together (several
-    connections in one poll) share one trip to the database thread and one
-    SELECT (the joined statement, on the DB-API connection itself). Same
-    rows as :func:`list_rows`, errors included.
+    ``get()`` returns a Deferred. Requests arriving together (several
+    connections in one poll) share one SELECT (the joined statement, on the
+    DB-API connection itself), run by the reader's own thread: a plain queue
+    hand-off, several times cheaper than a trip through a Twisted thread
+    pool, which is most of the cost of a server read. The thread has its own
+    connection (its own engine; the database's own for an in-memory SQLite)
+    and ends, closing it, after IDLE_SECONDS without work; the next read
+    starts it again. Same rows as :func:`list_rows`, errors included.
     """
+
+    IDLE_SECONDS = 5.0
 
     def __init__(self, database, reactor):
         self.database = database
@@ -444,6 +453,9 @@ class ServerReader:
         self.dialect = _dialect(database)
         self._pending: list = []
         self._flush_call = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def get(self, uuid: str, project_id: str | None, read_deleted: str, extras: frozenset):
         """Deferred firing with the :class:`Row` of ``uuid``; InstanceNotFound if the caller may not see it."""
@@ -456,23 +468,50 @@ class ServerReader:
         return waiting
 
     def _flush(self) -> None:
-        from twisted.internet.threads import deferToThreadPool
-
         self._flush_call = None
         batch, self._pending = self._pending, []
         wanted = frozenset().union(*(item[3] for item in batch))
         uuids = sorted({item[0] for item in batch})
-        if not self.database.threadpool.started:
-            self.database.startService()
-        done = deferToThreadPool(self.reactor, self.database.threadpool, self._read, uuids, wanted)
-        done.addCallbacks(self._deliver, self._fail, callbackArgs=(batch,), errbackArgs=(batch,))
+        self._queue.put((uuids, wanted, batch))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="nova-server-reader", daemon=True)
+                self._thread.start()
 
-    def _read(self, uuids: list[str], extras: frozenset) -> dict[str, Row]:
+    def _work(self) -> None:
+        url = str(self.database.url)
+        in_memory = url == "sqlite://" or ":memory:" in url  # another engine would see another database
+        engine = self.database.engine if in_memory else None
+        own = engine is None
+        if own:
+            engine = engines.create(url, pool_size=1)
+        try:
+            while True:
+                try:
+                    uuids, extras, batch = self._queue.get(timeout=self.IDLE_SECONDS)
+                except queue.Empty:
+                    with self._lock:
+                        if self._queue.empty():
+                            self._thread = None
+                            return
+                    continue
+                try:
+                    found = self._read(engine, uuids, extras)
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting requests, typed
+                    error = exc if isinstance(exc, exception.NovaError) else exception.DBError(reason=str(exc))
+                    self.reactor.callFromThread(self._fail, error, batch)
+                else:
+                    self.reactor.callFromThread(self._deliver, found, batch)
+        finally:
+            if own:
+                engine.dispose()
+
+    def _read(self, engine, uuids: list[str], extras: frozenset) -> dict[str, Row]:
         sql = _joined_sql(self.dialect, extras, len(uuids))
         names = _row_names(extras)
         attempt = 0
         while True:
-            connection = self.database.engine.raw_connection()
+            connection = engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 cursor.execute(sql, uuids)
@@ -500,9 +539,9 @@ class ServerReader:
                 waiting.errback(exception.InstanceNotFound(instance_id=uuid))
 
     @staticmethod
-    def _fail(failure, batch) -> None:
+    def _fail(error, batch) -> None:
         for *_ignored, waiting in batch:
-            waiting.errback(failure)
+            waiting.errback(error)
 
 
 _READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -72,7 +72,7 @@ def test_the_reader_and_the_list_give_the_same_server_with_all_its_extras(any_db
     try:
         alpha, beta, group = database.run_sync(_seed)
         reader = db_servers.ServerReader(database, None)
-        found = reader._read(sorted([alpha, beta]), ALL)
+        found = reader._read(database.engine, sorted([alpha, beta]), ALL)
         _check_alpha(found[alpha].decoded(), group)
         beta_row = found[beta].decoded()
         assert (beta_row["metadata"], beta_row["tags"], beta_row["fault"], beta_row["server_groups"]) == (
