@@ -51,11 +51,15 @@ def _action(session: Session, instance_uuid: str, request_id: str) -> InstanceAc
     return row
 
 
+_A = InstanceAction.__table__
+_E = InstanceActionEvent.__table__
+
+
 def _action_id(session: Session, instance_uuid: str, request_id: str) -> int | None:
     return session.execute(
-        sa.select(InstanceAction.id)
-        .where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == request_id)
-        .order_by(InstanceAction.id.desc())
+        sa.select(_A.c.id)
+        .where(_A.c.instance_uuid == instance_uuid, _A.c.request_id == request_id)
+        .order_by(_A.c.id.desc())
         .limit(1)
     ).scalar()
 
@@ -76,8 +80,8 @@ def event_start(
     if action_id is None:
         return None
     values = {"action_id": action_id, "event": event, "start_time": now, "host": host}
-    event_id = session.execute(sa.insert(InstanceActionEvent).values(**values)).inserted_primary_key[0]
-    session.execute(sa.update(InstanceAction).where(InstanceAction.id == action_id).values(updated_at=now))
+    event_id = session.execute(sa.insert(_E).values(**values)).inserted_primary_key[0]
+    session.execute(sa.update(_A).where(_A.c.id == action_id).values(updated_at=now))
     return {"id": event_id, **values}
 
 
@@ -96,22 +100,19 @@ def event_finish(
     if action_id is None:
         return None
     event_id = session.execute(
-        sa.select(InstanceActionEvent.id)
-        .where(InstanceActionEvent.action_id == action_id, InstanceActionEvent.event == event)
-        .order_by(InstanceActionEvent.id.desc())
-        .limit(1)
+        sa.select(_E.c.id).where(_E.c.action_id == action_id, _E.c.event == event).order_by(_E.c.id.desc()).limit(1)
     ).scalar()
     values = {"finish_time": now, "result": result, "traceback": traceback}
     if event_id is None:
         event_id = session.execute(
-            sa.insert(InstanceActionEvent).values(action_id=action_id, event=event, start_time=now, **values)
+            sa.insert(_E).values(action_id=action_id, event=event, start_time=now, **values)
         ).inserted_primary_key[0]
     else:
-        session.execute(sa.update(InstanceActionEvent).where(InstanceActionEvent.id == event_id).values(**values))
+        session.execute(sa.update(_E).where(_E.c.id == event_id).values(**values))
     action_values = {"updated_at": now, "finish_time": now}
     if result != "Success":
         action_values["message"] = "Error"
-    session.execute(sa.update(InstanceAction).where(InstanceAction.id == action_id).values(**action_values))
+    session.execute(sa.update(_A).where(_A.c.id == action_id).values(**action_values))
     return {"id": event_id, "action_id": action_id, "event": event, **values}
 
 

@@ -28,6 +28,10 @@ from nova_twisted.db.models import (
 )
 
 _JSON_COLUMNS = ("flavor", "old_flavor", "new_flavor", "system_metadata")
+# Hot paths use the tables' columns, not the mapped classes': a statement naming mapped
+# attributes goes through the ORM's (much slower) compile and bulk-update machinery.
+_I = Instance.__table__
+_IM = InstanceMetadata.__table__
 _COLUMNS = [c.key for c in Instance.__table__.columns]
 
 
@@ -55,9 +59,7 @@ def _attach_metadata(session: Session, instances: list[dict]) -> list[dict]:
     for start in range(0, len(uuids), 500):
         chunk = uuids[start : start + 500]
         rows = session.execute(
-            sa.select(InstanceMetadata.instance_uuid, InstanceMetadata.key, InstanceMetadata.value).where(
-                InstanceMetadata.instance_uuid.in_(chunk)
-            )
+            sa.select(_IM.c.instance_uuid, _IM.c.key, _IM.c.value).where(_IM.c.instance_uuid.in_(chunk))
         )
         for uuid, key, value in rows:
             by_uuid[uuid]["metadata"][key] = value
@@ -91,7 +93,8 @@ def create(
         ).scalar_one_or_none()
         if group_id is None:
             raise exception.InstanceGroupNotFound(group_uuid=server_group_uuid)
-    created = []
+    spec_text = utils.dumps(request_spec)
+    uuids = []
     for values in instances:
         values = dict(values)
         metadata = values.pop("metadata", {}) or {}
@@ -100,16 +103,18 @@ def create(
                 values[key] = utils.dumps(values[key])
         values.setdefault("created_at", now)
         values.setdefault("updated_at", now)
-        row = Instance(**values)
-        session.add(row)
-        session.flush()
-        for key, value in metadata.items():
-            session.add(InstanceMetadata(instance_uuid=row.uuid, key=key, value=value))
-        session.add(RequestSpec(instance_uuid=row.uuid, spec=utils.dumps(request_spec)))
-        session.add(
-            InstanceAction(
+        session.execute(sa.insert(_I).values(**values))
+        uuid = values["uuid"]
+        uuids.append(uuid)
+        if metadata:
+            session.execute(
+                sa.insert(_IM), [{"instance_uuid": uuid, "key": k, "value": v} for k, v in metadata.items()]
+            )
+        session.execute(sa.insert(RequestSpec.__table__).values(instance_uuid=uuid, spec=spec_text))
+        session.execute(
+            sa.insert(InstanceAction.__table__).values(
                 action=action["action"],
-                instance_uuid=row.uuid,
+                instance_uuid=uuid,
                 request_id=action["request_id"],
                 user_id=action.get("user_id"),
                 project_id=action.get("project_id"),
@@ -118,27 +123,25 @@ def create(
             )
         )
         if group_id is not None:
-            session.add(ServerGroupMember(group_id=group_id, instance_uuid=row.uuid))
-        data = _row_dict(row)
-        data["metadata"] = dict(metadata)
-        created.append(data)
-    return created
+            session.execute(sa.insert(ServerGroupMember.__table__).values(group_id=group_id, instance_uuid=uuid))
+    found = {row.uuid: _row_dict(row) for row in session.execute(sa.select(_I).where(_I.c.uuid.in_(uuids)))}
+    return _attach_metadata(session, [found[uuid] for uuid in uuids])
 
 
 def _base_query(read_deleted: str = "no"):
-    query = sa.select(Instance.__table__)
+    query = sa.select(_I)
     if read_deleted == "no":
-        query = query.where(Instance.deleted == 0)
+        query = query.where(_I.c.deleted == 0)
     elif read_deleted == "only":
-        query = query.where(Instance.deleted != 0)
+        query = query.where(_I.c.deleted != 0)
     return query
 
 
 def get(session: Session, uuid: str, read_deleted: str = "no", project_id: str | None = None) -> dict:
     """Return one instance; InstanceNotFound if missing (or in another project)."""
-    query = _base_query(read_deleted).where(Instance.uuid == uuid)
+    query = _base_query(read_deleted).where(_I.c.uuid == uuid)
     if project_id is not None:
-        query = query.where(Instance.project_id == project_id)
+        query = query.where(_I.c.project_id == project_id)
     row = session.execute(query).first()
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
@@ -274,8 +277,8 @@ def update(
         if key in values and values[key] is not None and not isinstance(values[key], str):
             values[key] = utils.dumps(values[key])
     values["updated_at"] = now or utils.utcnow()
-    statement = sa.update(Instance).where(Instance.uuid == uuid, Instance.deleted == 0)
-    for expected, column in ((expected_task_state, Instance.task_state), (expected_vm_state, Instance.vm_state)):
+    statement = sa.update(_I).where(_I.c.uuid == uuid, _I.c.deleted == 0)
+    for expected, column in ((expected_task_state, _I.c.task_state), (expected_vm_state, _I.c.vm_state)):
         if expected is Ellipsis:
             continue
         options = expected if isinstance(expected, (list, tuple, set)) else [expected]
@@ -284,7 +287,7 @@ def update(
     result = session.execute(statement.values(**values))
     if result.rowcount == 0:
         current = session.execute(
-            sa.select(Instance.task_state, Instance.vm_state).where(Instance.uuid == uuid, Instance.deleted == 0)
+            sa.select(_I.c.task_state, _I.c.vm_state).where(_I.c.uuid == uuid, _I.c.deleted == 0)
         ).first()
         if current is None:
             raise exception.InstanceNotFound(instance_id=uuid)

@@ -19,6 +19,12 @@ from nova_twisted.db.models import Allocation, ComputeNode, Instance, Inventory,
 
 VCPU, MEMORY_MB, DISK_GB = "VCPU", "MEMORY_MB", "DISK_GB"
 RESOURCE_CLASSES = (VCPU, MEMORY_MB, DISK_GB)
+# Claims name the tables' columns, not the mapped classes': statements naming mapped
+# attributes go through the ORM's much slower compile and bulk-update paths.
+_NODES = ComputeNode.__table__
+_INVENTORY = Inventory.__table__
+_ALLOC = Allocation.__table__
+_INSTANCES = Instance.__table__
 
 
 def flavor_resources(flavor: dict) -> dict[str, int]:
@@ -189,13 +195,13 @@ def claim(
     so two claims on one node cannot both pass on stale usage.
     """
     bumped = session.execute(
-        sa.update(ComputeNode)
-        .where(ComputeNode.id == node_id, ComputeNode.deleted == sa.false())
-        .values(generation=ComputeNode.generation + 1)
+        sa.update(_NODES)
+        .where(_NODES.c.id == node_id, _NODES.c.deleted == sa.false())
+        .values(generation=_NODES.c.generation + 1)
     )
 
     def host():
-        return session.execute(sa.select(ComputeNode.hypervisor_hostname).where(ComputeNode.id == node_id)).scalar()
+        return session.execute(sa.select(_NODES.c.hypervisor_hostname).where(_NODES.c.id == node_id)).scalar()
 
     if bumped.rowcount == 0:
         raise exception.ClaimFailed(host=host() or node_id, reason="the compute node is gone")
@@ -203,24 +209,24 @@ def claim(
         row.resource_class: row
         for row in session.execute(
             sa.select(
-                Inventory.resource_class,
-                Inventory.total,
-                Inventory.reserved,
-                Inventory.allocation_ratio,
-                Inventory.max_unit,
-            ).where(Inventory.compute_node_id == node_id)
+                _INVENTORY.c.resource_class,
+                _INVENTORY.c.total,
+                _INVENTORY.c.reserved,
+                _INVENTORY.c.allocation_ratio,
+                _INVENTORY.c.max_unit,
+            ).where(_INVENTORY.c.compute_node_id == node_id)
         )
     }
     # The node's usage, and what this consumer already holds there, in one query.
     used, mine = {}, {}
     for rc, total, own in session.execute(
         sa.select(
-            Allocation.resource_class,
-            sa.func.sum(Allocation.used),
-            sa.func.sum(sa.case((Allocation.consumer_id == consumer_id, Allocation.used), else_=0)),
+            _ALLOC.c.resource_class,
+            sa.func.sum(_ALLOC.c.used),
+            sa.func.sum(sa.case((_ALLOC.c.consumer_id == consumer_id, _ALLOC.c.used), else_=0)),
         )
-        .where(Allocation.compute_node_id == node_id)
-        .group_by(Allocation.resource_class)
+        .where(_ALLOC.c.compute_node_id == node_id)
+        .group_by(_ALLOC.c.resource_class)
     ):
         used[rc] = int(total or 0)
         if own:
@@ -252,16 +258,16 @@ def claim(
         if rc not in mine
     ]
     if new:
-        session.execute(sa.insert(Allocation), new)
+        session.execute(sa.insert(_ALLOC), new)
     for rc in wanted.keys() & mine.keys():
         session.execute(
-            sa.update(Allocation)
+            sa.update(_ALLOC)
             .where(
-                Allocation.compute_node_id == node_id,
-                Allocation.consumer_id == consumer_id,
-                Allocation.resource_class == rc,
+                _ALLOC.c.compute_node_id == node_id,
+                _ALLOC.c.consumer_id == consumer_id,
+                _ALLOC.c.resource_class == rc,
             )
-            .values(used=Allocation.used + wanted[rc])
+            .values(used=_ALLOC.c.used + wanted[rc])
         )
     return after
 
@@ -288,13 +294,11 @@ def claim_for_instance(
         _check_group_policy(session, node_id, instance_uuid, group)
     claim(session, node_id, instance_uuid, resources, now)
     node = session.execute(
-        sa.select(ComputeNode.host, ComputeNode.hypervisor_hostname, ComputeNode.availability_zone).where(
-            ComputeNode.id == node_id
-        )
+        sa.select(_NODES.c.host, _NODES.c.hypervisor_hostname, _NODES.c.availability_zone).where(_NODES.c.id == node_id)
     ).one()
-    statement = sa.update(Instance).where(Instance.uuid == instance_uuid, Instance.deleted == 0)
+    statement = sa.update(_INSTANCES).where(_INSTANCES.c.uuid == instance_uuid, _INSTANCES.c.deleted == 0)
     if expected_task_state is not None:
-        statement = statement.where(Instance.task_state == expected_task_state)
+        statement = statement.where(_INSTANCES.c.task_state == expected_task_state)
     result = session.execute(
         statement.values(
             host=node.host, node=node.hypervisor_hostname, availability_zone=node.availability_zone, updated_at=now
@@ -302,7 +306,7 @@ def claim_for_instance(
     )
     if result.rowcount == 0:
         exists = session.execute(
-            sa.select(Instance.task_state).where(Instance.uuid == instance_uuid, Instance.deleted == 0)
+            sa.select(_INSTANCES.c.task_state).where(_INSTANCES.c.uuid == instance_uuid, _INSTANCES.c.deleted == 0)
         ).first()
         if exists is None:
             raise exception.InstanceNotFound(instance_id=instance_uuid)
@@ -315,19 +319,20 @@ def claim_for_instance(
 def _check_group_policy(session: Session, node_id: int, instance_uuid: str, group: dict) -> None:
     from nova_twisted.db.models import ServerGroup, ServerGroupMember
 
-    session.execute(sa.select(ServerGroup.id).where(ServerGroup.uuid == group["uuid"]).with_for_update()).first()
-    host = session.execute(sa.select(ComputeNode.host).where(ComputeNode.id == node_id)).scalar()
+    _GROUPS, _MEMBERS = ServerGroup.__table__, ServerGroupMember.__table__
+    session.execute(sa.select(_GROUPS.c.id).where(_GROUPS.c.uuid == group["uuid"]).with_for_update()).first()
+    host = session.execute(sa.select(_NODES.c.host).where(_NODES.c.id == node_id)).scalar()
     member_hosts = [
         h
         for (h,) in session.execute(
-            sa.select(Instance.host)
-            .join(ServerGroupMember, ServerGroupMember.instance_uuid == Instance.uuid)
-            .join(ServerGroup, ServerGroup.id == ServerGroupMember.group_id)
+            sa.select(_INSTANCES.c.host)
+            .join(_MEMBERS, _MEMBERS.c.instance_uuid == _INSTANCES.c.uuid)
+            .join(_GROUPS, _GROUPS.c.id == _MEMBERS.c.group_id)
             .where(
-                ServerGroup.uuid == group["uuid"],
-                Instance.deleted == 0,
-                Instance.host.is_not(None),
-                Instance.uuid != instance_uuid,
+                _GROUPS.c.uuid == group["uuid"],
+                _INSTANCES.c.deleted == 0,
+                _INSTANCES.c.host.is_not(None),
+                _INSTANCES.c.uuid != instance_uuid,
             )
         )
     ]

@@ -28,6 +28,14 @@ RESOURCES = (
 )
 #: Resources counted from live rows; the others are limits on a single request.
 COUNTED = ("instances", "cores", "ram", "key_pairs", "server_groups")
+# The checks on the boot path name the tables' columns (the ORM's statement machinery is slow).
+_LOCKS = QuotaLock.__table__
+_CLASSES = QuotaClass.__table__
+_QUOTAS = Quota.__table__
+_INSTANCES = Instance.__table__
+_GROUPS = ServerGroup.__table__
+_MEMBERS = ServerGroupMember.__table__
+_KEYPAIRS = KeyPair.__table__
 #: nova-network's resources: still shown and settable below API 2.36, never enforced here.
 LEGACY_RESOURCES = ("floating_ips", "fixed_ips", "security_groups", "security_group_rules")
 LEGACY_DEFAULTS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10, "security_group_rules": 20}
@@ -35,12 +43,12 @@ LEGACY_DEFAULTS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10, "
 
 def lock_project(session: Session, project_id: str) -> None:
     """Take the project's quota lock until the transaction ends."""
-    locked = sa.select(QuotaLock.project_id).where(QuotaLock.project_id == project_id).with_for_update()
+    locked = sa.select(_LOCKS.c.project_id).where(_LOCKS.c.project_id == project_id).with_for_update()
     if session.execute(locked).first() is not None:
         return
     try:
         with session.begin_nested():
-            session.execute(sa.insert(QuotaLock).values(project_id=project_id))
+            session.execute(sa.insert(_LOCKS).values(project_id=project_id))
     except sa.exc.IntegrityError:
         pass  # created concurrently: fine, lock it below
     session.execute(locked).first()
@@ -50,7 +58,7 @@ def class_limits(session: Session, defaults: dict[str, int], class_name: str = "
     """Return the default limits: configuration, overridden by the ``default`` quota class."""
     limits = dict(defaults)
     for resource, limit in session.execute(
-        sa.select(QuotaClass.resource, QuotaClass.hard_limit).where(QuotaClass.class_name == class_name)
+        sa.select(_CLASSES.c.resource, _CLASSES.c.hard_limit).where(_CLASSES.c.class_name == class_name)
     ):
         limits[resource] = limit
     return limits
@@ -109,9 +117,9 @@ def user_limits(session: Session, project_id: str, user_id: str) -> dict[str, in
 def group_members(session: Session, group_uuid: str) -> int:
     return session.execute(
         sa.select(sa.func.count())
-        .select_from(ServerGroupMember)
-        .join(ServerGroup, ServerGroup.id == ServerGroupMember.group_id)
-        .where(ServerGroup.uuid == group_uuid)
+        .select_from(_MEMBERS)
+        .join(_GROUPS, _GROUPS.c.id == _MEMBERS.c.group_id)
+        .where(_GROUPS.c.uuid == group_uuid)
     ).scalar_one()
 
 
@@ -161,8 +169,8 @@ def _limits_for_check(session: Session, project_id: str, user_id: str | None, de
     mine: dict[str, int] = {}
     owners = [""] + ([user_id] if user_id else [])
     for owner, resource, limit in session.execute(
-        sa.select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
-            Quota.project_id == project_id, Quota.user_id.in_(owners)
+        sa.select(_QUOTAS.c.user_id, _QUOTAS.c.resource, _QUOTAS.c.hard_limit).where(
+            _QUOTAS.c.project_id == project_id, _QUOTAS.c.user_id.in_(owners)
         )
     ):
         (mine if owner else limits)[resource] = limit
@@ -173,27 +181,27 @@ def _usage_of(session: Session, resources, project_id: str, user_id: str | None,
     """Count only ``resources`` (one query for the instance-based ones)."""
     used: dict[str, int] = {}
     if {"instances", "cores", "ram"} & set(resources):
-        conditions = [Instance.project_id == project_id, Instance.deleted == 0]
+        conditions = [_INSTANCES.c.project_id == project_id, _INSTANCES.c.deleted == 0]
         if per_user and user_id:
-            conditions.append(Instance.user_id == user_id)
+            conditions.append(_INSTANCES.c.user_id == user_id)
         count, cores, ram = session.execute(
             sa.select(
                 sa.func.count(),
-                sa.func.coalesce(sa.func.sum(Instance.vcpus), 0),
-                sa.func.coalesce(sa.func.sum(Instance.memory_mb), 0),
+                sa.func.coalesce(sa.func.sum(_INSTANCES.c.vcpus), 0),
+                sa.func.coalesce(sa.func.sum(_INSTANCES.c.memory_mb), 0),
             ).where(*conditions)
         ).one()
         used.update(instances=int(count), cores=int(cores), ram=int(ram))
     if "server_groups" in resources:
-        conditions = [ServerGroup.project_id == project_id]
+        conditions = [_GROUPS.c.project_id == project_id]
         if per_user and user_id:
-            conditions.append(ServerGroup.user_id == user_id)
+            conditions.append(_GROUPS.c.user_id == user_id)
         used["server_groups"] = session.execute(
-            sa.select(sa.func.count()).select_from(ServerGroup).where(*conditions)
+            sa.select(sa.func.count()).select_from(_GROUPS).where(*conditions)
         ).scalar_one()
     if "key_pairs" in resources and user_id:
         used["key_pairs"] = session.execute(
-            sa.select(sa.func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)
+            sa.select(sa.func.count()).select_from(_KEYPAIRS).where(_KEYPAIRS.c.user_id == user_id)
         ).scalar_one()
     if "server_group_members" in resources:
         used["server_group_members"] = group_members(session, group_uuid or "")
