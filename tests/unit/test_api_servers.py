@@ -138,6 +138,19 @@ class ServerBodies(unittest.TestCase):
         )
 
     @async_test
+    async def test_a_change_beside_the_row_shows_at_once_in_the_next_answer(self):
+        uuid = self.server["uuid"]
+        await self.api.database.run(instances.set_metadata, uuid, {"a": "1", "b": "2"})
+        url = f"/v2.1/servers/{uuid}"
+        _, _, before = await self.api.request("GET", url, version="2.79")
+        self.assertEqual(before["server"]["metadata"], {"a": "1", "b": "2"})
+        # Deleting one item leaves the instance row as it was: the answer must change all the same.
+        await self.api.database.run(instances.delete_metadata_key, uuid, "a")
+        await self.api.database.run(_tag, uuid, ["new"])
+        _, _, after = await self.api.request("GET", url, version="2.79")
+        self.assertEqual((after["server"]["metadata"], after["server"]["tags"]), ({"b": "2"}, ["new"]))
+
+    @async_test
     async def test_an_error_server_shows_its_fault_and_details_only_to_admins_for_a_500(self):
         uuid = self.server["uuid"]
         await self.api.set_state(uuid, vm_state=states.ERROR)
@@ -401,6 +414,26 @@ class CreatingServers(unittest.TestCase):
         del server["networks"]
         code, _, _ = await self._create(server, version="2.36")
         self.assertEqual(code, 202)
+
+    @async_test
+    async def test_the_image_as_local_root_disk_is_accepted_and_volumes_are_refused(self):
+        root = {"uuid": self.api.image_id, "source_type": "image", "destination_type": "local", "boot_index": 0}
+        code, _, body = await self._create(self._server(block_device_mapping_v2=[root]))
+        self.assertEqual(code, 202, body)
+        server = self._server(block_device_mapping_v2=[root])
+        del server["imageRef"]
+        code, _, body = await self._create(server)
+        self.assertEqual(code, 202, body)
+        for bdm in (
+            {**root, "destination_type": "volume", "volume_size": 1},
+            {"source_type": "volume", "uuid": "3cb9bc59-5699-4588-a4b1-b87f96708bc6", "boot_index": 0},
+            {"source_type": "blank", "destination_type": "local", "boot_index": -1, "volume_size": 1},
+        ):
+            code, _, body = await self._create(self._server(block_device_mapping_v2=[root, bdm]))
+            self.assertEqual(code, 400, bdm)
+            self.assertIn("no volume service", body["badRequest"]["message"])
+        code, _, body = await self._create(self._server(block_device_mapping_v2=[{**root, "bogus": 1}]))
+        self.assertEqual(code, 400)
 
     @async_test
     async def test_bad_bodies_get_novas_400s(self):

@@ -558,7 +558,7 @@ def allowed(app, req, rule: str, target: dict | None = None) -> bool:
     """``app.allowed``, remembered per (rule, caller, target): rules are pure functions of those."""
     ctxt = req.context
     key = (
-        id(app.policy),
+        app.policy,  # the object itself (an id() could be reused by another app's enforcer)
         rule,
         ctxt.user_id,
         ctxt.project_id,
