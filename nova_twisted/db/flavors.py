@@ -11,15 +11,14 @@ from nova_twisted import exception, utils
 from nova_twisted.db.models import Flavor, FlavorExtraSpec, FlavorProject
 
 
-def _with_specs(session: Session, flavors: list[Flavor]) -> list[dict]:
-    out = [f.to_dict() for f in flavors]
+def _with_specs(session: Session, flavors: list) -> list[dict]:
+    out = [f.to_dict() if hasattr(f, "to_dict") else dict(f._mapping) for f in flavors]
     ids = [f["id"] for f in out]
     specs: dict[int, dict] = {i: {} for i in ids}
     if ids:
+        extra = FlavorExtraSpec.__table__
         for flavor_id, key, value in session.execute(
-            sa.select(FlavorExtraSpec.flavor_id, FlavorExtraSpec.key, FlavorExtraSpec.value).where(
-                FlavorExtraSpec.flavor_id.in_(ids)
-            )
+            sa.select(extra.c.flavor_id, extra.c.key, extra.c.value).where(extra.c.flavor_id.in_(ids))
         ):
             specs[flavor_id][key] = value
     for f in out:
@@ -58,8 +57,13 @@ def _visible(query, project_id: str | None, is_admin: bool):
 def get_by_flavorid(
     session: Session, flavorid: str, project_id: str | None = None, is_admin: bool = True, read_disabled: bool = True
 ) -> dict:
-    query = _visible(sa.select(Flavor).where(Flavor.flavorid == str(flavorid)), project_id, is_admin)
-    row = session.execute(query).scalar_one_or_none()
+    """The flavor, if the project may use it (public, or private with access); FlavorNotFound otherwise."""
+    flavors, access = Flavor.__table__, FlavorProject.__table__
+    query = sa.select(flavors).where(flavors.c.flavorid == str(flavorid))
+    if not is_admin and project_id is not None:
+        allowed = sa.select(access.c.flavor_id).where(access.c.project_id == project_id)
+        query = query.where(sa.or_(flavors.c.is_public == sa.true(), flavors.c.id.in_(allowed)))
+    row = session.execute(query).first()
     if row is None or (row.disabled and not read_disabled):
         raise exception.FlavorNotFound(flavor_id=flavorid)
     return _with_specs(session, [row])[0]

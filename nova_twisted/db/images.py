@@ -32,17 +32,24 @@ SORT_KEYS = {
 }
 
 
+_IMAGES = Image.__table__
+_PROPS = ImageProperty.__table__
+_TAGS = ImageTag.__table__
+
+
 def _load_many(session: Session, rows) -> list[dict]:
-    images = [row.to_dict() for row in rows]
+    images = [row.to_dict() if hasattr(row, "to_dict") else dict(row._mapping) for row in rows]
     if not images:
         return images
     ids = [image["id"] for image in images]
     props: dict[str, dict[str, str]] = {i: {} for i in ids}
     tags: dict[str, list[str]] = {i: [] for i in ids}
-    for prop in session.execute(sa.select(ImageProperty).where(ImageProperty.image_id.in_(ids))).scalars():
-        props[prop.image_id][prop.name] = prop.value
-    for tag in session.execute(sa.select(ImageTag).where(ImageTag.image_id.in_(ids))).scalars():
-        tags[tag.image_id].append(tag.value)
+    for image_id, name, value in session.execute(
+        sa.select(_PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value).where(_PROPS.c.image_id.in_(ids))
+    ):
+        props[image_id][name] = value
+    for image_id, value in session.execute(sa.select(_TAGS.c.image_id, _TAGS.c.value).where(_TAGS.c.image_id.in_(ids))):
+        tags[image_id].append(value)
     for image in images:
         image["properties"] = props[image["id"]]
         image["tags"] = sorted(tags[image["id"]])
@@ -74,16 +81,24 @@ def create(session: Session, values: dict, properties: dict, tags: list[str], no
 
 def get(session: Session, image_id: str) -> dict:
     """Return the (undeleted) image; ImageNotFound otherwise."""
-    return _load_many(session, [_row(session, image_id)])[0]
+    row = session.execute(sa.select(_IMAGES).where(_IMAGES.c.id == image_id, _IMAGES.c.deleted == sa.false())).first()
+    if row is None:
+        raise exception.ImageNotFound(image_id=image_id)
+    return _load_many(session, [row])[0]
 
 
 def get_for(session: Session, image_id: str, project_id: str | None) -> tuple[dict, str | None]:
-    """Return the image and the membership status of ``project_id`` in it (None if not a member)."""
+    """Return the image and the membership status of ``project_id`` in it (None if not a member).
+
+    Membership only matters for a shared image the project does not own, so only then is it looked up.
+    """
     image = get(session, image_id)
     status = None
-    if project_id is not None:
-        member = session.get(ImageMember, (image_id, project_id))
-        status = member.status if member is not None else None
+    if project_id is not None and image["visibility"] == "shared" and image["owner"] != project_id:
+        members = ImageMember.__table__
+        status = session.execute(
+            sa.select(members.c.status).where(members.c.image_id == image_id, members.c.member == project_id)
+        ).scalar()
     return image, status
 
 

@@ -124,8 +124,11 @@ def create(
         )
         if group_id is not None:
             session.execute(sa.insert(ServerGroupMember.__table__).values(group_id=group_id, instance_uuid=uuid))
+    # Read back once (ids and column defaults come from the database); the metadata is what was given.
     found = {row.uuid: _row_dict(row) for row in session.execute(sa.select(_I).where(_I.c.uuid.in_(uuids)))}
-    return _attach_metadata(session, [found[uuid] for uuid in uuids])
+    for uuid, values in zip(uuids, instances, strict=True):
+        found[uuid]["metadata"] = dict(values.get("metadata") or {})
+    return [found[uuid] for uuid in uuids]
 
 
 def _base_query(read_deleted: str = "no"):
