@@ -389,6 +389,7 @@ class ComputeManager(Manager):
                 },
                 expected_task_state=states.SPAWNING,
                 event=self._event(ctxt, event, "finish"),
+                returning=False,
             )
             log.info("instance {uuid} is ACTIVE on {host}", uuid=uuid, host=self.host, ctxt=ctxt)
         except (exception.UnexpectedTaskState, exception.InstanceNotFound) as exc:
@@ -496,6 +497,7 @@ class ComputeManager(Manager):
                 {"vm_state": final_vm_state, "task_state": None, "power_state": power},
                 expected_task_state=final_expected,
                 event=self._event(ctxt, event_name, "finish"),
+                returning=False,
             )
 
         return defer.ensureDeferred(self._locked(uuid, act))

@@ -60,17 +60,27 @@ class ConductorManager(Manager):
     def instances_on_host(self, ctxt, host, include_deleting=True):
         return self.database.run(instances.list_instances, {"host": host}, None, None, ["id"], ["asc"])
 
-    def instance_update(self, ctxt, uuid, values, expected_task_state=_MISSING, expected_vm_state=_MISSING, event=None):
+    def instance_update(
+        self,
+        ctxt,
+        uuid,
+        values,
+        expected_task_state=_MISSING,
+        expected_vm_state=_MISSING,
+        event=None,
+        returning=True,
+    ):
         """Update an instance, guarded by its expected states, with an optional action event.
 
-        Raises UnexpectedTaskState (nothing written) when the states moved.
+        Returns the updated instance (None with ``returning=False``). Raises
+        UnexpectedTaskState (nothing written) when the states moved.
         """
         now = self._now()
         expected_task = Ellipsis if expected_task_state is _MISSING else expected_task_state
         expected_vm = Ellipsis if expected_vm_state is _MISSING else expected_vm_state
 
         def work(session):
-            inst = instances.update(session, uuid, values, expected_task, expected_vm, now)
+            inst = instances.update(session, uuid, values, expected_task, expected_vm, now, returning)
             _record_event(session, uuid, event, now)
             return inst
 

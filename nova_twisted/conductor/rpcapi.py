@@ -32,13 +32,27 @@ class ConductorAPI:
     def instances_on_host(self, ctxt, host):
         return self.client.call(ctxt, "instances_on_host", host=host)
 
-    def instance_update(self, ctxt, uuid, values, expected_task_state=_MISSING, expected_vm_state=_MISSING, event=None):
-        """Update an instance; fails with UnexpectedTaskState if its states moved on."""
+    def instance_update(
+        self,
+        ctxt,
+        uuid,
+        values,
+        expected_task_state=_MISSING,
+        expected_vm_state=_MISSING,
+        event=None,
+        returning=True,
+    ):
+        """Update an instance; fails with UnexpectedTaskState if its states moved on.
+
+        Fires with the updated instance, or None with ``returning=False``.
+        """
         kwargs = {"uuid": uuid, "values": values, "event": event}
         if expected_task_state is not _MISSING:
             kwargs["expected_task_state"] = expected_task_state
         if expected_vm_state is not _MISSING:
             kwargs["expected_vm_state"] = expected_vm_state
+        if not returning:
+            kwargs["returning"] = False
         return self.client.call(ctxt, "instance_update", **kwargs)
 
     def action_event(self, ctxt, uuid, event):

@@ -267,12 +267,14 @@ def update(
     expected_task_state=Ellipsis,
     expected_vm_state=Ellipsis,
     now: dt.datetime | None = None,
-) -> dict:
+    returning: bool = True,
+) -> dict | None:
     """Set ``values`` on a live instance, compare-and-swap on its states.
 
     ``expected_task_state`` / ``expected_vm_state`` (a value, None, or a
     list of them) must match the current states or UnexpectedTaskState is
-    raised and nothing changes. Returns the updated instance.
+    raised and nothing changes. Returns the updated instance (None when
+    not ``returning``: one query less for callers that do not need it).
     """
     values = dict(values)
     metadata = values.pop("metadata", None)
@@ -299,7 +301,7 @@ def update(
         raise exception.UnexpectedTaskState(instance_uuid=uuid, expected=expected, actual=actual)
     if metadata is not None:
         set_metadata(session, uuid, metadata, delete=True)
-    return get(session, uuid)
+    return get(session, uuid) if returning else None
 
 
 def set_metadata(session: Session, uuid: str, metadata: dict, delete: bool = False) -> dict:
