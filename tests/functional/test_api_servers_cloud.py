@@ -165,6 +165,58 @@ class ServersInACloud(unittest.TestCase):
         self.assertNotIn("host_status", mine["server"])
 
     @async_test
+    async def test_scheduler_hints_and_groups_place_servers(self):
+        first, shown = await self.boot_active(name="first")
+        host = shown["OS-EXT-SRV-ATTR:host"]
+        code, _, body = await self.api.request(
+            "POST",
+            "/v2.1/servers",
+            {
+                "server": {"name": "apart", "imageRef": self.api.image_id, "flavorRef": "1", "networks": "none"},
+                "os:scheduler_hints": {"different_host": [first["id"]]},
+            },
+            version="2.79",
+        )
+        self.assertEqual(code, 202, body)
+        apart = await self.api.wait_status(body["server"]["id"], "ACTIVE")
+        self.assertNotEqual(apart["OS-EXT-SRV-ATTR:host"], host)
+        code, _, body = await self.api.request(
+            "POST",
+            "/v2.1/servers",
+            {
+                "server": {"name": "together", "imageRef": self.api.image_id, "flavorRef": "1", "networks": "none"},
+                "os:scheduler_hints": {"same_host": first["id"]},
+            },
+            version="2.79",
+        )
+        self.assertEqual(code, 202, body)
+        together = await self.api.wait_status(body["server"]["id"], "ACTIVE")
+        self.assertEqual(together["OS-EXT-SRV-ATTR:host"], host)
+        code, _, group = await self.api.request(
+            "POST",
+            "/v2.1/os-server-groups",
+            {"server_group": {"name": "spread", "policy": "anti-affinity"}},
+            version="2.64",
+        )
+        self.assertEqual(code, 200, group)
+        hosts = []
+        for name in ("g1", "g2"):
+            code, _, body = await self.api.request(
+                "POST",
+                "/v2.1/servers",
+                {
+                    "server": {"name": name, "imageRef": self.api.image_id, "flavorRef": "1", "networks": "none"},
+                    "os:scheduler_hints": {"group": group["server_group"]["id"]},
+                },
+                version="2.79",
+            )
+            self.assertEqual(code, 202, body)
+            member = await self.api.wait_status(body["server"]["id"], "ACTIVE")
+            self.assertEqual(member["server_groups"], [group["server_group"]["id"]])
+            hosts.append(member["OS-EXT-SRV-ATTR:host"])
+        self.assertEqual(len(set(hosts)), 2)
+
+    @async_test
     async def test_deleting_a_running_server_and_seeing_it_in_changes_since(self):
         before = utils.isotime(utils.utcnow())
         created, _ = await self.boot_active(name="short-lived")

@@ -784,19 +784,22 @@ class View:
         body = _RENDERED.get(key)
         if body is None:
             body = encode_json(self.server(row.decoded(), **options))
-            if len(_RENDERED) >= _RENDERED_MAX:
-                _RENDERED.clear()
-            _RENDERED[key] = body
+            if len(row.raw[_USER_DATA] or "") <= _MEMO_USER_DATA:  # a big row is not worth its memory
+                if len(_RENDERED) >= _RENDERED_MAX:
+                    _RENDERED.clear()
+                _RENDERED[key] = body
         return body
 
 
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Rendered servers by (raw row, view signature, host status, options); bounded, cleared when full.
 _RENDERED: dict = {}
-_RENDERED_MAX = 20000
+_RENDERED_MAX = 5000
+_MEMO_USER_DATA = 8192
 _HOST = db_servers.COLUMN_NAMES.index("host")
 _UUID = db_servers.COLUMN_NAMES.index("uuid")
 _NAME = db_servers.COLUMN_NAMES.index("display_name")
+_USER_DATA = db_servers.COLUMN_NAMES.index("user_data")
 
 
 async def fetch_row(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no"):
