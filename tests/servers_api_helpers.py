@@ -14,6 +14,7 @@ Users (all with real tokens of the built-in identity service):
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -64,6 +65,7 @@ async def _template_db(tmpdir: str) -> tuple[str, dict]:
     """A migrated SQLite file with flavors and identity seeded, made once per process and copied per test."""
     if "path" not in _TEMPLATE:
         directory = tempfile.mkdtemp(prefix="servers-api-template-")
+        atexit.register(shutil.rmtree, directory, True)
         path = os.path.join(directory, "nova.sqlite")
         url = f"sqlite:///{path}"
         migration.sync(url)
