@@ -33,6 +33,7 @@ setup(
         "bcrypt>=4",
         "numpy>=1.26",
         "pycdlib>=1.14",
+        "orjson>=3.9",
     ],
     extras_require={
         "libvirt": ["libvirt-python>=9"],

@@ -17,7 +17,8 @@ want pkg-config gcc
 if [ "$mode" = test ]; then
   want mariadb-server rabbitmq-server amqp-specs \
        libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils \
-       busybox-static linux-image-cloud-amd64 cpio novnc spice-html5 chromium chromium-driver
+       busybox-static linux-image-cloud-amd64 cpio \
+       openssh-client wrk
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"

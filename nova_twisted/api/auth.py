@@ -72,6 +72,6 @@ class Authenticator:
             user_name=info.get("user_name"),
             project_name=info.get("project_name"),
             request_id=req.request_id,
-            remote_address=req.raw.getClientAddress().host if hasattr(req.raw, "getClientAddress") else None,
+            remote_address=getattr(req.raw.getClientAddress(), "host", None),
             auth_token=token,
         )
