@@ -82,3 +82,26 @@ def test_a_daemon_not_built_yet_says_so_and_exits_non_zero(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "nova-cert: error: the certificate service is not built yet in nova-twisted; this daemon cannot run."
     ]
+
+
+def test_a_daemon_with_a_bad_configuration_gives_one_line_naming_file_section_and_option(tmp_path):
+    bad = tmp_path / "nova.conf"
+    bad.write_text("[DEFAULT]\nreport_interval = often\n")
+    done = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "twistd"),
+            "--pidfile=",
+            "-n",
+            "nova-scheduler",
+            "--config",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"nova-scheduler: error: {bad}: [DEFAULT] report_interval: expected an integer, got 'often'"
+    ]
