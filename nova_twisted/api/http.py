@@ -116,6 +116,15 @@ class ApiRequest:
 Handler = Callable[[ApiRequest], Awaitable[Any]]
 
 
+def base_url(request) -> str:
+    """``scheme://host[:port]`` as the client addressed this server (a twisted.web request)."""
+    host = request.getHeader("host")
+    if not host:
+        address = request.getHost()
+        host = f"{address.host}:{address.port}"
+    return f"{'https' if request.isSecure() else 'http'}://{host}"
+
+
 def default_error_body(exc: exception.NovaError) -> Any:
     return {"error": {"code": exc.code, "message": exc.message}}
 

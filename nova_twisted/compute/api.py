@@ -142,30 +142,36 @@ class API:
             "user_id": ctxt.user_id,
             "num_instances": max_count,
         }
+        common = {
+            "project_id": ctxt.project_id,
+            "user_id": ctxt.user_id,
+            "display_description": description,
+            "availability_zone": availability_zone.partition(":")[0] if availability_zone else None,
+            "reservation_id": reservation_id,
+            "instance_type_id": flavor["id"],
+            "flavor": embedded,
+            "memory_mb": flavor["memory_mb"],
+            "vcpus": flavor["vcpus"],
+            "root_gb": flavor["root_gb"],
+            "ephemeral_gb": flavor["ephemeral_gb"],
+            "image_ref": image_ref,
+            "kernel_id": image.get("kernel_id"),
+            "ramdisk_id": image.get("ramdisk_id"),
+            "key_name": key_name,
+            "key_data": key_data,
+            "user_data": user_data,
+            "config_drive": "True" if config_drive else "",
+            "vm_state": states.BUILDING,
+            "task_state": states.SCHEDULING,
+            "power_state": states.NOSTATE,
+            "access_ip_v4": access_ip_v4,
+            "access_ip_v6": access_ip_v6,
+            "system_metadata": {**self._image_system_metadata(image, image_ref), **(system_metadata or {})},
+            "metadata": metadata,
+        }
         count = max_count
         while True:
-            rows = self._instance_rows(
-                ctxt,
-                count,
-                name,
-                embedded,
-                flavor,
-                image,
-                image_ref,
-                metadata,
-                key_name,
-                key_data,
-                user_data,
-                availability_zone,
-                description,
-                access_ip_v4,
-                access_ip_v6,
-                config_drive,
-                reservation_id,
-                hostname,
-            )
-            for row in rows:
-                row["system_metadata"].update(system_metadata or {})
+            rows = self._instance_rows(common, count, name, hostname)
             quota_check = {
                 "project_id": ctxt.project_id,
                 "user_id": ctxt.user_id,
@@ -219,83 +225,42 @@ class API:
         log.info("created {n} server(s) {uuids}", n=len(created), uuids=[i["uuid"] for i in created], ctxt=ctxt)
         return created, reservation_id
 
-    def _instance_rows(
-        self,
-        ctxt,
-        count,
-        name,
-        embedded,
-        flavor,
-        image,
-        image_ref,
-        metadata,
-        key_name,
-        key_data,
-        user_data,
-        availability_zone,
-        description,
-        access_ip_v4,
-        access_ip_v6,
-        config_drive,
-        reservation_id,
-        hostname,
-    ):
+    @staticmethod
+    def _instance_rows(common: dict, count: int, name: str, hostname: str | None) -> list[dict]:
+        """``count`` new instance rows: ``common`` plus each server's own uuid, name and index."""
         rows = []
-        system_metadata = {
-            f"image_{k}": str(v)
-            for k, v in image.items()
-            if k
-            in (
-                "min_ram",
-                "min_disk",
-                "disk_format",
-                "container_format",
-                "architecture",
-                "hypervisor_type",
-                "kernel_id",
-                "ramdisk_id",
-                "os_type",
-                "base_image_ref",
-            )
-        }
-        system_metadata["image_base_image_ref"] = image_ref
         for index in range(count):
-            system_metadata = dict(system_metadata)
             display_name = name if count == 1 else f"{name}-{index + 1}"
             rows.append(
                 {
+                    **common,
                     "uuid": utils.generate_uuid(),
-                    "project_id": ctxt.project_id,
-                    "user_id": ctxt.user_id,
                     "display_name": display_name,
-                    "display_description": description,
                     "hostname": sanitize_hostname(hostname or display_name),
-                    "availability_zone": availability_zone.partition(":")[0] if availability_zone else None,
-                    "reservation_id": reservation_id,
                     "launch_index": index,
-                    "instance_type_id": flavor["id"],
-                    "flavor": embedded,
-                    "memory_mb": flavor["memory_mb"],
-                    "vcpus": flavor["vcpus"],
-                    "root_gb": flavor["root_gb"],
-                    "ephemeral_gb": flavor["ephemeral_gb"],
-                    "image_ref": image_ref,
-                    "kernel_id": image.get("kernel_id"),
-                    "ramdisk_id": image.get("ramdisk_id"),
-                    "key_name": key_name,
-                    "key_data": key_data,
-                    "user_data": user_data,
-                    "config_drive": "True" if config_drive else "",
-                    "vm_state": states.BUILDING,
-                    "task_state": states.SCHEDULING,
-                    "power_state": states.NOSTATE,
-                    "access_ip_v4": access_ip_v4,
-                    "access_ip_v6": access_ip_v6,
-                    "system_metadata": system_metadata,
-                    "metadata": metadata,
+                    "system_metadata": dict(common["system_metadata"]),
                 }
             )
         return rows
+
+    @staticmethod
+    def _image_system_metadata(image: dict, image_ref: str) -> dict:
+        """What of the image a server remembers (as Nova's image_* system metadata)."""
+        kept = (
+            "min_ram",
+            "min_disk",
+            "disk_format",
+            "container_format",
+            "architecture",
+            "hypervisor_type",
+            "kernel_id",
+            "ramdisk_id",
+            "os_type",
+            "base_image_ref",
+        )
+        system_metadata = {f"image_{k}": str(v) for k, v in image.items() if k in kept}
+        system_metadata["image_base_image_ref"] = image_ref
+        return system_metadata
 
     async def _headroom(self, ctxt, flavor) -> int:
         def count(session):

@@ -17,6 +17,7 @@ from twisted.web.resource import Resource
 
 from nova_twisted import exception
 from nova_twisted.api.http import JSONRouter, Response, query_params
+from nova_twisted.api.http import base_url as http_base_url
 from nova_twisted.context import RequestContext
 from nova_twisted.db.identity import DEFAULT_DOMAIN_ID
 from nova_twisted.identity import views
@@ -65,13 +66,7 @@ def forbidden(action: str) -> exception.Forbidden:
 
 def base_url(req) -> str:
     """``scheme://host[:port]`` as the client addressed this server."""
-    raw = req.raw
-    scheme = "https" if raw.isSecure() else "http"
-    host = req.header("host")
-    if not host:
-        addr = raw.getHost()
-        host = f"{addr.host}:{addr.port}"
-    return f"{scheme}://{host}"
+    return http_base_url(req.raw)
 
 
 def _object(body, key: str, target: str) -> dict:

@@ -20,6 +20,7 @@ from twisted.web import http, server
 
 from nova_twisted import exception
 from nova_twisted.api.http import HANDLED, ApiRequest, JSONRouter, Response
+from nova_twisted.api.http import base_url as http_base_url
 from nova_twisted.image import schemas
 from nova_twisted.image.model import CORE_VIEW, READ_ONLY, RESERVED, parse_sort
 from nova_twisted.image.store import ImageStore
@@ -65,12 +66,7 @@ def _html_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _base_url(raw) -> str:
-    host = raw.getHeader("host")
-    if not host:
-        address = raw.getHost()
-        host = f"{address.host}:{address.port}"
-    return f"{'https' if raw.isSecure() else 'http'}://{host}"
+_base_url = http_base_url
 
 
 class _RangeNotSatisfiable(exception.NovaError):

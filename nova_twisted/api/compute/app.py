@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib
 import re
 from urllib.parse import urlencode
 
@@ -19,9 +18,10 @@ import jsonschema
 from twisted.logger import Logger
 
 from nova_twisted import exception
-from nova_twisted.api.compute import microversion
+from nova_twisted.api.compute import RESOURCE_MODULES, microversion, resource_modules  # noqa: F401
 from nova_twisted.api.compute.microversion import APIVersion
 from nova_twisted.api.http import JSONRouter, Response
+from nova_twisted.api.http import base_url as http_base_url
 from nova_twisted.compute.api import API
 
 log = Logger(namespace="nova.api.compute")
@@ -40,26 +40,6 @@ FAULT_NAMES = {
     501: "notImplemented",
     503: "serviceUnavailable",
 }
-
-#: Resource modules, each with ``register(app)``; a missing module is skipped.
-RESOURCE_MODULES = [
-    "versions",
-    "servers",
-    "server_actions",
-    "server_metadata",
-    "instance_actions",
-    "remote_consoles",
-    "flavors",
-    "keypairs",
-    "availability_zones",
-    "hypervisors",
-    "services",
-    "limits",
-    "quota_sets",
-    "server_groups",
-    "simple_tenant_usage",
-    "openapi",
-]
 
 
 def nova_error(exc: exception.NovaError) -> dict:
@@ -92,13 +72,7 @@ class ComputeApp:
             after=self._after,
             request_id_headers=("x-openstack-request-id", "x-compute-request-id"),
         )
-        for name in RESOURCE_MODULES:
-            try:
-                module = importlib.import_module(f"nova_twisted.api.compute.{name}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"nova_twisted.api.compute.{name}":
-                    raise
-                continue
+        for module in resource_modules():
             module.register(self)
 
     @property
@@ -207,13 +181,7 @@ class ComputeApp:
     @staticmethod
     def base_url(req) -> str:
         """``scheme://host:port`` as the client addressed us."""
-        raw = req.raw
-        scheme = "https" if raw.isSecure() else "http"
-        host = req.header("host")
-        if not host:
-            addr = raw.getHost()
-            host = f"{addr.host}:{addr.port}"
-        return f"{scheme}://{host}"
+        return http_base_url(req.raw)
 
     def links(self, req, collection: str, item_id) -> list[dict]:
         """The self and bookmark links Nova puts on every item."""

@@ -8,8 +8,7 @@ dict; ``[api] policy_file`` (YAML) overrides any of them.
 
 from __future__ import annotations
 
-import importlib
-
+from nova_twisted.api.compute import RESOURCE_MODULES, resource_modules
 from nova_twisted.api.policy import Enforcer
 
 BASE_RULES = {
@@ -26,18 +25,10 @@ BASE_RULES = {
 def default_rules(module_names) -> dict[str, str]:
     """BASE_RULES plus every resource module's POLICIES."""
     rules = dict(BASE_RULES)
-    for name in module_names:
-        try:
-            module = importlib.import_module(f"nova_twisted.api.compute.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"nova_twisted.api.compute.{name}":
-                raise
-            continue
+    for module in resource_modules(module_names):
         rules.update(getattr(module, "POLICIES", {}))
     return rules
 
 
 def load_enforcer(conf) -> Enforcer:
-    from nova_twisted.api.compute.app import RESOURCE_MODULES
-
     return Enforcer.from_file(default_rules(RESOURCE_MODULES), conf.api.policy_file or None)

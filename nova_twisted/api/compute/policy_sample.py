@@ -10,10 +10,10 @@ Uncommenting a line and changing its rule overrides that default (see
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 
+from nova_twisted.api.compute import RESOURCE_MODULES, resource_modules
 from nova_twisted.api.compute.policies import BASE_RULES, default_rules
 
 HEADER = """\
@@ -46,13 +46,7 @@ BASE_DOCS = {
 def rule_docs(module_names) -> dict[str, tuple[str, list]]:
     """{rule: (description, [(method, path), ...])} from BASE_DOCS and every module's POLICY_DOCS."""
     docs: dict[str, tuple[str, list]] = {name: (text, []) for name, text in BASE_DOCS.items()}
-    for name in module_names:
-        try:
-            module = importlib.import_module(f"nova_twisted.api.compute.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"nova_twisted.api.compute.{name}":
-                raise
-            continue
+    for module in resource_modules(module_names):
         for rule, doc in getattr(module, "POLICY_DOCS", {}).items():
             docs[rule] = (doc, []) if isinstance(doc, str) else (doc[0], list(doc[1]))
     return docs
@@ -70,8 +64,6 @@ def _fallback(rule: str) -> str:
 def generate(module_names=None) -> str:
     """The sample file's text (base rules first, then the rest by name)."""
     if module_names is None:
-        from nova_twisted.api.compute.app import RESOURCE_MODULES
-
         module_names = RESOURCE_MODULES
     rules = default_rules(module_names)
     docs = rule_docs(module_names)
