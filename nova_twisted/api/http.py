@@ -154,6 +154,8 @@ class JSONRouter(Resource):
         self.before = before
         self.after = after
         self.request_id_headers = request_id_headers
+        self.in_flight = 0
+        self._idle: list[defer.Deferred] = []
         self._prefixes: list[str] | None = None
 
     def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
@@ -188,9 +190,26 @@ class JSONRouter(Resource):
         raise exception.NotFound("The resource could not be found.")
 
     def render(self, request):
+        self.in_flight += 1
+        request.notifyFinish().addBoth(self._request_done)
         d = defer.ensureDeferred(self._handle(request))
         d.addErrback(lambda f: log.failure("unhandled error rendering a response", f))
         return NOT_DONE_YET
+
+    def _request_done(self, _result) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+
+    def idle(self) -> defer.Deferred:
+        """A Deferred firing once no request is in flight (at once if none is)."""
+        if self.in_flight == 0:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._idle.append(d)
+        return d
 
     async def _handle(self, request) -> None:
         finished = [False]
