@@ -58,6 +58,14 @@ def create_role(session: Session, name: str, role_id: str | None = None) -> dict
     return row.to_dict()
 
 
+def _by_id_or_name(session: Session, model, name_or_id: str):
+    """The row of ``model`` with this id, else the one with this name, else None."""
+    return (
+        session.get(model, name_or_id)
+        or session.execute(sa.select(model).where(model.name == name_or_id)).scalar_one_or_none()
+    )
+
+
 def get_role(session: Session, role_id: str) -> dict:
     row = session.get(Role, role_id)
     if row is None:
@@ -67,10 +75,7 @@ def get_role(session: Session, role_id: str) -> dict:
 
 def find_role(session: Session, name_or_id: str) -> dict:
     """Return the role with this id, else with this name; raise RoleNotFound."""
-    row = (
-        session.get(Role, name_or_id)
-        or session.execute(sa.select(Role).where(Role.name == name_or_id)).scalar_one_or_none()
-    )
+    row = _by_id_or_name(session, Role, name_or_id)
     if row is None:
         raise exception.RoleNotFound(f"Could not find role: {name_or_id}.", role=name_or_id)
     return row.to_dict()
@@ -129,10 +134,7 @@ def get_project(session: Session, project_id: str) -> dict:
 
 def find_project(session: Session, name_or_id: str) -> dict:
     """Return the project with this id, else with this name; raise ProjectNotFound."""
-    row = (
-        session.get(Project, name_or_id)
-        or session.execute(sa.select(Project).where(Project.name == name_or_id)).scalar_one_or_none()
-    )
+    row = _by_id_or_name(session, Project, name_or_id)
     if row is None:
         raise exception.ProjectNotFound(f"Could not find project: {name_or_id}.", project=name_or_id)
     return row.to_dict()
@@ -228,10 +230,7 @@ def get_user(session: Session, user_id: str) -> dict:
 
 def find_user(session: Session, name_or_id: str) -> dict:
     """Return the user with this id, else with this name; raise UserNotFound."""
-    row = (
-        session.get(User, name_or_id)
-        or session.execute(sa.select(User).where(User.name == name_or_id)).scalar_one_or_none()
-    )
+    row = _by_id_or_name(session, User, name_or_id)
     if row is None:
         raise exception.UserNotFound(f"Could not find user: {name_or_id}.", user=name_or_id)
     return _user_dict(row)

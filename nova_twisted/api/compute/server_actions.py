@@ -188,28 +188,26 @@ async def resize(app, req, inst, args):
     return Response(202)
 
 
-async def confirm_resize(app, req, inst, _args):
-    """Confirm a resize (204, as Nova answers it)."""
-    app.authorize(req, R + "confirm_resize", target_of(inst))
+async def _finish_resize(app, req, inst, name: str, status: int) -> Response:
+    """Confirm or revert (``name``) a resize; 400 if the server has not been resized."""
+    app.authorize(req, R + name, target_of(inst))
     try:
-        await app.compute_api.confirm_resize(req.context, inst)
+        await getattr(app.compute_api, name)(req.context, inst)
     except exception.InstanceNotFound:
         raise
     except exception.NotFound:
         raise exception.InvalidRequest(reason="Instance has not been resized.") from None
-    return Response(204)
+    return Response(status)
+
+
+async def confirm_resize(app, req, inst, _args):
+    """Confirm a resize (204, as Nova answers it)."""
+    return await _finish_resize(app, req, inst, "confirm_resize", 204)
 
 
 async def revert_resize(app, req, inst, _args):
     """Revert a resize to the old flavor (202)."""
-    app.authorize(req, R + "revert_resize", target_of(inst))
-    try:
-        await app.compute_api.revert_resize(req.context, inst)
-    except exception.InstanceNotFound:
-        raise
-    except exception.NotFound:
-        raise exception.InvalidRequest(reason="Instance has not been resized.") from None
-    return Response(202)
+    return await _finish_resize(app, req, inst, "revert_resize", 202)
 
 
 # -- rebuild -----------------------------------------------------------------------------------
