@@ -135,8 +135,10 @@ class Scratch:
                         "image_ref": "3cb9bc59-5699-4588-a4b1-b87f96708bc6",
                         "vm_state": "active",
                         "power_state": 1,
-                        "host": "control",
-                        "node": "control",
+                        # Another hypervisor's servers: this nova-all's own compute
+                        # ("control") would reconcile guests its driver does not have.
+                        "host": "bench-host",
+                        "node": "bench-host",
                         "availability_zone": "nova",
                         "launched_at": now,
                         "system_metadata": {},

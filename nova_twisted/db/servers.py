@@ -8,7 +8,9 @@ API memoizes what it renders from them) and decodes them on demand into
 the instance dicts of :mod:`nova_twisted.db.instances` plus ``tags``,
 ``fault``, ``server_groups``, ``host_az`` and ``service``.
 :class:`ServerReader` serves GET /servers/{id}: the servers asked for in
-one reactor turn share one trip to the database thread.
+one reactor turn share one trip to the database thread, and on SQLite a
+server read since the last commit to the database (by any connection of
+any process: :class:`DataVersion`) is answered without one.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import functools
 import json
 import queue
 import re
+import sqlite3
 import threading
 import weakref
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from nova_twisted import exception
@@ -432,20 +436,82 @@ def _joined_sql(dialect: str, extras: frozenset, count: int) -> str:
     return f"SELECT {', '.join(columns)} FROM instances WHERE instances.uuid IN ({marks})"
 
 
+class DataVersion:
+    """Whether anything was committed to an SQLite database file since a given moment.
+
+    SQLite's ``PRAGMA data_version`` on a connection of its own, which never
+    writes, changes whenever any other connection (of this process or any
+    other) has committed to the file since the last time it was asked. In
+    WAL mode (every file database here) the question is answered from the
+    WAL index in shared memory, a few microseconds, and never waits: the
+    connection has no busy timeout, and a busy or failing database answers
+    None ("unknown"). The connection is opened by the reader's thread (the
+    first open may have to recover a WAL) and asked on the reactor.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def of(cls, database) -> DataVersion | None:
+        """One for ``database`` if it is an SQLite file, else None (MySQL, in-memory SQLite)."""
+        url = make_url(str(database.url))
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        if url.query.get("mode") == "memory":
+            return None
+        return cls(url.database)
+
+    def open(self) -> None:
+        """Connect (in a thread: may wait for the file's locks)."""
+        connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            connection.close()
+            return
+        self._connection = connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def current(self) -> int | None:
+        """The data version now (larger after any commit by another connection), None if unknown."""
+        connection = self._connection
+        if connection is None:
+            return None
+        try:
+            return connection.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+
 class ServerReader:
     """Reads servers for GET /servers/{id}: every server asked for in one reactor turn in one statement.
 
-    ``get()`` returns a Deferred. Requests arriving together (several
-    connections in one poll) share one SELECT (the joined statement, on the
-    DB-API connection itself), run by the reader's own thread: a plain queue
-    hand-off, several times cheaper than a trip through a Twisted thread
-    pool, which is most of the cost of a server read. The thread has its own
-    connection (its own engine; the database's own for an in-memory SQLite)
-    and ends, closing it, after IDLE_SECONDS without work; the next read
-    starts it again. Same rows as :func:`list_rows`, errors included.
+    ``get()`` returns the :class:`Row` itself when it is known current, else
+    a Deferred. Requests arriving together (several connections in one poll)
+    share one SELECT (the joined statement, on the DB-API connection
+    itself), run by the reader's own thread: a plain queue hand-off, several
+    times cheaper than a trip through a Twisted thread pool, which is most
+    of the cost of a server read. The thread has its own connection (its own
+    engine; the database's own for an in-memory SQLite) and ends, closing
+    it, after IDLE_SECONDS without work; the next read starts it again.
+    Same rows as :func:`list_rows`, errors included.
+
+    On an SQLite file the rows read are kept, each with the database's
+    :class:`DataVersion` taken before the SELECT ran; while the version has
+    not moved (nothing was committed since, by anyone), the kept row is
+    what the SELECT would give, and is answered at once. Any commit moves
+    the version and empties the cache. MySQL has no such cheap and exact
+    test: there every server is read.
     """
 
     IDLE_SECONDS = 5.0
+    CACHE_MAX = 10000
 
     def __init__(self, database, reactor):
         self.database = database
@@ -456,9 +522,22 @@ class ServerReader:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._watch = DataVersion.of(database)
+        self._cache: dict[tuple[str, frozenset], Row] = {}
+        self._cache_version: int | None = None
 
     def get(self, uuid: str, project_id: str | None, read_deleted: str, extras: frozenset):
-        """Deferred firing with the :class:`Row` of ``uuid``; InstanceNotFound if the caller may not see it."""
+        """The :class:`Row` of ``uuid``, or a Deferred firing with it; InstanceNotFound if the caller may not see it."""
+        if self._watch is not None:
+            version = self._watch.current()
+            if version is not None and version == self._cache_version:
+                row = self._cache.get((uuid, extras))
+                if row is not None:
+                    if row.visible(project_id, read_deleted):
+                        return row
+                    raise exception.InstanceNotFound(instance_id=uuid)
+            elif self._cache:
+                self._cache.clear()
         from twisted.internet import defer
 
         waiting = defer.Deferred()
@@ -472,7 +551,10 @@ class ServerReader:
         batch, self._pending = self._pending, []
         wanted = frozenset().union(*(item[3] for item in batch))
         uuids = sorted({item[0] for item in batch})
-        self._queue.put((uuids, wanted, batch))
+        # Taken before the SELECT can start: a row read now is current for as long as this holds.
+        # (Versions of different watches are not comparable: the watch goes along.)
+        version = (self._watch, self._watch.current()) if self._watch is not None else None
+        self._queue.put((uuids, wanted, batch, version))
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="nova-server-reader", daemon=True)
@@ -485,14 +567,21 @@ class ServerReader:
         own = engine is None
         if own:
             engine = engines.create(url, pool_size=1)
+        # A watch of its own per run of the thread: a file replaced meanwhile is watched afresh.
+        watch = DataVersion(self._watch.path) if self._watch is not None else None
+        if watch is not None:
+            watch.open()
+            self.reactor.callFromThread(self._watch_opened, watch)
         try:
             while True:
                 try:
-                    uuids, extras, batch = self._queue.get(timeout=self.IDLE_SECONDS)
+                    uuids, extras, batch, version = self._queue.get(timeout=self.IDLE_SECONDS)
                 except queue.Empty:
                     with self._lock:
                         if self._queue.empty():
                             self._thread = None
+                            if watch is not None:
+                                self.reactor.callFromThread(self._watch_closed, watch)
                             return
                     continue
                 try:
@@ -501,10 +590,41 @@ class ServerReader:
                     error = exc if isinstance(exc, exception.NovaError) else exception.DBError(reason=str(exc))
                     self.reactor.callFromThread(self._fail, error, batch)
                 else:
-                    self.reactor.callFromThread(self._deliver, found, batch)
+                    self.reactor.callFromThread(self._deliver, found, batch, version, extras)
         finally:
             if own:
                 engine.dispose()
+
+    def _watch_opened(self, watch: DataVersion) -> None:
+        old, self._watch = self._watch, watch
+        self._cache.clear()
+        self._cache_version = None
+        if old is not watch:
+            old.close()
+
+    def _watch_closed(self, watch: DataVersion) -> None:
+        # Until a thread runs again nothing keeps the file's identity in view: keep nothing.
+        if self._watch is watch:
+            self._watch = DataVersion(watch.path)
+            self._cache.clear()
+            self._cache_version = None
+        watch.close()
+
+    def _remember(self, found: dict, taken: tuple | None, extras: frozenset) -> None:
+        if taken is None:
+            return
+        watch, version = taken
+        if version is None or watch is not self._watch:
+            return
+        if self._cache_version is None or version > self._cache_version:
+            self._cache.clear()
+            self._cache_version = version
+        elif version < self._cache_version:
+            return  # read before a commit already seen: may be older than the database
+        if len(self._cache) + len(found) > self.CACHE_MAX:
+            self._cache.clear()
+        for uuid, row in found.items():
+            self._cache[(uuid, extras)] = row
 
     def _read(self, engine, uuids: list[str], extras: frozenset) -> dict[str, Row]:
         sql = _joined_sql(self.dialect, extras, len(uuids))
@@ -529,8 +649,8 @@ class ServerReader:
                 connection.close()
         return {row[_UUID]: Row(tuple(row), names, extras) for row in rows}
 
-    @staticmethod
-    def _deliver(found: dict, batch) -> None:
+    def _deliver(self, found: dict, batch, version: tuple | None = None, extras: frozenset = frozenset()) -> None:
+        self._remember(found, version, extras)
         for uuid, project_id, read_deleted, _extras, waiting in batch:
             row = found.get(uuid)
             if row is not None and row.visible(project_id, read_deleted):

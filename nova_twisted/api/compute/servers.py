@@ -807,7 +807,8 @@ async def fetch_row(app, req, server_id: str, view: View, show: bool = True, rea
     if not _UUID_TEXT.match(server_id):
         raise exception.InstanceNotFound(instance_id=server_id)
     project = None if view.all_projects else req.context.project_id
-    return await db_servers.reader(app.database, app.reactor).get(server_id, project, read_deleted, view.extras(show))
+    found = db_servers.reader(app.database, app.reactor).get(server_id, project, read_deleted, view.extras(show))
+    return found if isinstance(found, db_servers.Row) else await found
 
 
 async def fetch(app, req, server_id: str, view: View, show: bool = True, read_deleted: str = "no") -> dict:
