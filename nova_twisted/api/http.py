@@ -11,11 +11,11 @@ and the answer dropped.
 from __future__ import annotations
 
 import json
-import os
 import re
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from random import getrandbits as _random_bits
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -54,12 +54,17 @@ class Handled:
 HANDLED = Handled()
 
 
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def _request_id() -> str:
-    """``req-<uuid4>`` as generate_request_id() makes it, several times faster (one per request)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
+    """``req-<uuid4>`` as generate_request_id() makes it, several times faster (one per request).
+
+    A request id names a request in logs and answers; it is no secret, so
+    it comes from the process's pseudo-random generator, not the kernel's.
+    """
+    h = "%032x" % ((_random_bits(128) & _UUID4_CLEAR) | _UUID4_SET)
     return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -69,7 +74,7 @@ class ApiRequest:
     def __init__(self, request, params: dict[str, str]):
         self.raw = request
         self.params = params
-        self.method = request.method.decode("ascii")
+        self.method = _METHODS.get(request.method) or request.method.decode("ascii")
         self.path = request.path.decode("utf-8", "replace")
         args = request.args
         self.query: dict[str, list[str]] = (
@@ -81,6 +86,7 @@ class ApiRequest:
         self.request_id = _request_id()
         self.extra: dict[str, Any] = {}
         self.response_headers: dict[str, str] = {}
+        self.gone = False  # the answer was written, or the client went away
 
     def header(self, name: str, default: str | None = None) -> str | None:
         value = self.raw.getHeader(name)
@@ -114,15 +120,23 @@ class ApiRequest:
 
 
 Handler = Callable[[ApiRequest], Awaitable[Any]]
+_METHODS = {m.encode("ascii"): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+_BASE_URLS: dict = {}  # (Host header, secure) -> base URL
 
 
 def base_url(request) -> str:
     """``scheme://host[:port]`` as the client addressed this server (a twisted.web request)."""
-    host = request.getHeader("host")
+    host = request.getHeader(b"host")
     if not host:
         address = request.getHost()
-        host = f"{address.host}:{address.port}"
-    return f"{'https' if request.isSecure() else 'http'}://{host}"
+        host = f"{address.host}:{address.port}".encode()
+    key = (host, request.isSecure())
+    found = _BASE_URLS.get(key)
+    if found is None:
+        if len(_BASE_URLS) > 1000:
+            _BASE_URLS.clear()
+        found = _BASE_URLS[key] = f"{'https' if key[1] else 'http'}://{host.decode('utf-8', 'replace')}"
+    return found
 
 
 def default_error_body(exc: exception.NovaError) -> Any:
@@ -156,27 +170,41 @@ class JSONRouter(Resource):
         self.request_id_headers = request_id_headers
         self.in_flight = 0
         self._idle: list[defer.Deferred] = []
-        self._prefixes: list[str] | None = None
+        self._index: dict[str, list[int]] | None = None
+        self._anywhere: list[int] = []
 
     def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
         """Route ``method pattern`` to ``handler``; ``auth=False`` for public routes."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "") + "/?$"
         self.routes.append((method.upper(), re.compile(regex), handler, auth, pattern))
-        self._prefixes = None
+        self._index = None
 
-    def _route_prefixes(self) -> list[str]:
-        # The literal start of each pattern: most routes are ruled out by a startswith, not a regex.
-        if self._prefixes is None or len(self._prefixes) != len(self.routes):
-            self._prefixes = [(p.rstrip("/") or "").split("{", 1)[0] for _, _, _, _, p in self.routes]
-        return self._prefixes
+    @staticmethod
+    def _key(path: str) -> str:
+        # The first two segments ("/v2.1/servers"): what most routes are told apart by.
+        return "/".join(path.split("/", 3)[:3])
+
+    def _candidates(self, path: str) -> list[int]:
+        """Indexes of the routes that may match ``path``, in the order they were added."""
+        if self._index is None:
+            index: dict[str, list[int]] = {}
+            anywhere = []
+            for number, (*_ignored, pattern) in enumerate(self.routes):
+                key = self._key(pattern.rstrip("/") or "/")
+                if "{" in key:
+                    anywhere.append(number)
+                else:
+                    index.setdefault(key, []).append(number)
+            self._index = {key: sorted(found + anywhere) for key, found in index.items()}
+            self._anywhere = anywhere
+        return self._index.get(self._key(path), self._anywhere)
 
     def match(self, method: str, path: str):
         """Return (handler, params, auth) or raise NotFound / a 405 error."""
         allowed = []
-        prefixes = self._route_prefixes()
-        for index, (route_method, regex, handler, auth, _) in enumerate(self.routes):
-            if not path.startswith(prefixes[index]):
-                continue
+        routes = self.routes
+        for index in self._candidates(path):
+            route_method, regex, handler, auth, _ = routes[index]
             m = regex.match(path)
             if m:
                 if route_method == method or (method == "HEAD" and route_method == "GET"):
@@ -191,12 +219,14 @@ class JSONRouter(Resource):
 
     def render(self, request):
         self.in_flight += 1
-        request.notifyFinish().addBoth(self._request_done)
-        d = defer.ensureDeferred(self._handle(request))
+        req = ApiRequest(request, {})
+        request.notifyFinish().addBoth(self._request_done, req)
+        d = defer.ensureDeferred(self._handle(request, req))
         d.addErrback(lambda f: log.failure("unhandled error rendering a response", f))
         return NOT_DONE_YET
 
-    def _request_done(self, _result) -> None:
+    def _request_done(self, _result, req: ApiRequest) -> None:
+        req.gone = True
         self.in_flight -= 1
         if self.in_flight == 0 and self._idle:
             waiting, self._idle = self._idle, []
@@ -211,11 +241,8 @@ class JSONRouter(Resource):
         self._idle.append(d)
         return d
 
-    async def _handle(self, request) -> None:
-        finished = [False]
-        request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
-        path = request.path.decode("utf-8", "replace")
-        req = ApiRequest(request, {})
+    async def _handle(self, request, req: ApiRequest) -> None:
+        path = req.path
         response: Response | Handled
         try:
             handler, params, auth = self.match(req.method, path.rstrip("/") or "/")
@@ -239,7 +266,7 @@ class JSONRouter(Resource):
             response = self._error_response(
                 req, exception.NovaError("Unexpected API Error. Please report this at the project's issue tracker.")
             )
-        if isinstance(response, Handled) or finished[0]:
+        if isinstance(response, Handled) or req.gone:
             return
         if self.after is not None:
             try:

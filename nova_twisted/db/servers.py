@@ -452,6 +452,7 @@ class DataVersion:
     def __init__(self, path: str):
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
 
     @classmethod
     def of(cls, database) -> DataVersion | None:
@@ -467,24 +468,25 @@ class DataVersion:
         """Connect (in a thread: may wait for the file's locks)."""
         connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         try:
-            connection.execute("PRAGMA data_version").fetchone()
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA data_version").fetchone()
         except sqlite3.Error:
             connection.close()
             return
-        self._connection = connection
+        self._connection, self._cursor = connection, cursor
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._cursor = self._connection, None, None
         if connection is not None:
             connection.close()
 
     def current(self) -> int | None:
         """The data version now (larger after any commit by another connection), None if unknown."""
-        connection = self._connection
-        if connection is None:
+        cursor = self._cursor
+        if cursor is None:
             return None
         try:
-            return connection.execute("PRAGMA data_version").fetchone()[0]
+            return cursor.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error:
             return None
 

@@ -554,18 +554,28 @@ EXTRA_SPECS_RULE = "os_compute_api:os-flavor-extra-specs:index"
 _DECISIONS: dict = {}
 
 
-def allowed(app, req, rule: str, target: dict | None = None) -> bool:
-    """``app.allowed``, remembered per (rule, caller, target): rules are pure functions of those."""
-    ctxt = req.context
-    key = (
-        app.policy,  # the object itself (an id() could be reused by another app's enforcer)
-        rule,
+def _caller(ctxt) -> tuple:
+    """What policy decisions depend on of a request context."""
+    return (
         ctxt.user_id,
         ctxt.project_id,
         tuple(ctxt.roles or ()),
         ctxt.is_admin,
         ctxt.user_name,
         ctxt.project_name,
+    )
+
+
+#: A View's policy facts by (enforcer, caller, microversion, base URL); bounded, cleared when full.
+_VIEW_FACTS: dict = {}
+
+
+def allowed(app, req, rule: str, target: dict | None = None) -> bool:
+    """``app.allowed``, remembered per (rule, caller, target): rules are pure functions of those."""
+    key = (
+        app.policy,  # the object itself (an id() could be reused by another app's enforcer)
+        rule,
+        _caller(req.context),
         tuple(sorted(target.items())) if target else None,
     )
     decision = _DECISIONS.get(key)
@@ -594,7 +604,7 @@ class View:
         "extended_attrs",
         "host_status",
         "extra_specs",
-        "now",
+        "_now",
         "down_time",
         "v",
         "signature",
@@ -603,18 +613,49 @@ class View:
     def __init__(self, app, req):
         self.app = app
         self.version = version = app.version(req)
-        self.v = (version.major, version.minor)
-        self.base = app.base_url(req)
-        self.is_admin = bool(req.context.is_admin)
-        self.all_projects = allowed(app, req, R + "show:all_projects")
-        self.extended_attrs = allowed(app, req, "os_compute_api:os-extended-server-attributes")
-        self.host_status = self.v >= (2, 16) and allowed(app, req, R + "show:host_status")
-        self.extra_specs = self.v >= (2, 47) and (
-            EXTRA_SPECS_RULE not in app.policy.rules or allowed(app, req, EXTRA_SPECS_RULE)
-        )
-        self.now = utils.utcnow(app.reactor)
+        self.base = base = app.base_url(req)
+        ctxt = req.context
+        # What the caller may see is a pure function of who asks, at which version, through which address.
+        key = (app.policy, _caller(ctxt), version, base)
+        facts = _VIEW_FACTS.get(key)
+        if facts is None:
+            v = (version.major, version.minor)
+            is_admin = bool(ctxt.is_admin)
+            extended_attrs = allowed(app, req, "os_compute_api:os-extended-server-attributes")
+            host_status = v >= (2, 16) and allowed(app, req, R + "show:host_status")
+            extra_specs = v >= (2, 47) and (
+                EXTRA_SPECS_RULE not in app.policy.rules or allowed(app, req, EXTRA_SPECS_RULE)
+            )
+            facts = (
+                v,
+                is_admin,
+                allowed(app, req, R + "show:all_projects"),
+                extended_attrs,
+                host_status,
+                extra_specs,
+                (v, base, is_admin, extended_attrs, host_status, extra_specs),
+            )
+            if len(_VIEW_FACTS) > 10000:
+                _VIEW_FACTS.clear()
+            _VIEW_FACTS[key] = facts
+        (
+            self.v,
+            self.is_admin,
+            self.all_projects,
+            self.extended_attrs,
+            self.host_status,
+            self.extra_specs,
+            self.signature,
+        ) = facts
+        self._now = None
         self.down_time = app.conf.DEFAULT.service_down_time
-        self.signature = (self.v, self.base, self.is_admin, self.extended_attrs, self.host_status, self.extra_specs)
+
+    @property
+    def now(self):
+        """This request's now (read once: every server of an answer is judged at the same time)."""
+        if self._now is None:
+            self._now = utils.utcnow(self.app.reactor)
+        return self._now
 
     def extras(self, show: bool = False) -> frozenset:
         """What the database call must add to each instance for this view."""
