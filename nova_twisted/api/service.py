@@ -6,6 +6,7 @@ from twisted.application.internet import TCPServer
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
 from nova_twisted.api.auth import Authenticator
@@ -39,10 +40,37 @@ def _router(resource):
     return getattr(resource, "router", resource)
 
 
+class APIChannel(HTTPChannel):
+    """An HTTP/1.1 connection that learns its addresses and security once, not once per request.
+
+    Twisted's Request asks its channel for both addresses on every request
+    (the local one is a getsockname() call each time); neither changes
+    while the connection lasts.
+    """
+
+    _host = _peer = _secure = None
+
+    def getHost(self):
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self):
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
+
+    def isSecure(self):
+        if self._secure is None:
+            self._secure = super().isSecure()
+        return self._secure
+
+
 class APISite(Site):
     """A Site that does not log a line per request through twisted's access log."""
 
     noisy = False
+    protocol = APIChannel
 
     def log(self, request):  # the APIs log what matters themselves, with request ids
         pass

@@ -454,6 +454,10 @@ class DataVersion:
         self._connection: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None
 
+    @property
+    def opened(self) -> bool:
+        return self._cursor is not None
+
     @classmethod
     def of(cls, database) -> DataVersion | None:
         """One for ``database`` if it is an SQLite file, else None (MySQL, in-memory SQLite)."""
@@ -569,9 +573,9 @@ class ServerReader:
         own = engine is None
         if own:
             engine = engines.create(url, pool_size=1)
-        # A watch of its own per run of the thread: a file replaced meanwhile is watched afresh.
-        watch = DataVersion(self._watch.path) if self._watch is not None else None
-        if watch is not None:
+        if self._watch is not None and not self._watch.opened:
+            # Opened here, once (the first open may recover a WAL), asked on the reactor from then on.
+            watch = DataVersion(self._watch.path)
             watch.open()
             self.reactor.callFromThread(self._watch_opened, watch)
         try:
@@ -582,8 +586,6 @@ class ServerReader:
                     with self._lock:
                         if self._queue.empty():
                             self._thread = None
-                            if watch is not None:
-                                self.reactor.callFromThread(self._watch_closed, watch)
                             return
                     continue
                 try:
@@ -598,19 +600,12 @@ class ServerReader:
                 engine.dispose()
 
     def _watch_opened(self, watch: DataVersion) -> None:
-        old, self._watch = self._watch, watch
+        if self._watch.opened:  # another run of the thread was first
+            watch.close()
+            return
+        self._watch = watch
         self._cache.clear()
         self._cache_version = None
-        if old is not watch:
-            old.close()
-
-    def _watch_closed(self, watch: DataVersion) -> None:
-        # Until a thread runs again nothing keeps the file's identity in view: keep nothing.
-        if self._watch is watch:
-            self._watch = DataVersion(watch.path)
-            self._cache.clear()
-            self._cache_version = None
-        watch.close()
 
     def _remember(self, found: dict, taken: tuple | None, extras: frozenset) -> None:
         if taken is None:
