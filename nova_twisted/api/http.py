@@ -10,6 +10,7 @@ and the answer dropped.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import traceback
@@ -21,6 +22,8 @@ from urllib.parse import parse_qs
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -86,6 +89,8 @@ class ApiRequest:
         self.request_id = _request_id()
         self.extra: dict[str, Any] = {}
         self.response_headers: dict[str, str] = {}
+        #: Headers every answer to this request carries, as :func:`fixed_header` pairs.
+        self.fixed_headers: tuple[tuple[bytes, bytes], ...] = ()
         self.gone = False  # the answer was written, or the client went away
 
     def header(self, name: str, default: str | None = None) -> str | None:
@@ -168,6 +173,7 @@ class JSONRouter(Resource):
         self.before = before
         self.after = after
         self.request_id_headers = request_id_headers
+        self._request_id_names = [fixed_header(name, "-")[0] for name in request_id_headers]
         self.in_flight = 0
         self._idle: list[defer.Deferred] = []
         self._index: dict[str, list[int]] | None = None
@@ -221,8 +227,7 @@ class JSONRouter(Resource):
         self.in_flight += 1
         req = ApiRequest(request, {})
         request.notifyFinish().addBoth(self._request_done, req)
-        d = defer.ensureDeferred(self._handle(request, req))
-        d.addErrback(lambda f: log.failure("unhandled error rendering a response", f))
+        _drive(self._handle(request, req))
         return NOT_DONE_YET
 
     def _request_done(self, _result, req: ApiRequest) -> None:
@@ -290,26 +295,84 @@ class JSONRouter(Resource):
 
     def write(self, request, req: ApiRequest, response: Response) -> None:
         request.setResponseCode(response.status)
-        for name in self.request_id_headers:
-            request.setHeader(name, req.request_id)
+        request_id = req.request_id.encode("ascii")
+        fixed = [(name, request_id) for name in self._request_id_names]
+        fixed += req.fixed_headers
         for name, value in req.response_headers.items():
             request.setHeader(name, value)
         for name, value in response.headers.items():
             request.setHeader(name, value)
         if response.body is None or response.status == 204:
             if response.status != 204:
-                request.setHeader("content-length", b"0")
+                fixed.append((b"Content-Length", b"0"))
+            _put_headers(request, fixed)
             request.finish()
             return
         if isinstance(response.body, bytes):
             data = response.body
         else:
             data = encode_json(response.body)
-        request.setHeader("content-type", response.content_type)
-        request.setHeader("content-length", str(len(data)).encode("ascii"))
+        fixed.append(fixed_header("content-type", response.content_type))
+        fixed.append((b"Content-Length", b"%d" % len(data)))
+        _put_headers(request, fixed)
         if req.method != "HEAD":
             request.write(data)
         request.finish()
+
+
+@functools.lru_cache(maxsize=256)
+def fixed_header(name: str, value: str) -> tuple[bytes, bytes]:
+    """A response header as Twisted keeps it: (canonical name, value) bytes, checked and encoded once."""
+    headers = Headers()
+    headers.setRawHeaders(name, [value])
+    ((canonical, values),) = headers.getAllRawHeaders()
+    return canonical, values[0]
+
+
+def _put_headers(request, pairs: list[tuple[bytes, bytes]]) -> None:
+    """Set response headers from :func:`fixed_header` pairs (and ids and lengths of our own making).
+
+    They are canonical and clean already: they go into the Headers' table
+    as they are, without Twisted encoding and checking them again per
+    request (through its public method where that table is not there).
+    """
+    headers = request.responseHeaders
+    table = getattr(headers, "_rawHeaders", None)
+    if isinstance(table, dict):
+        for name, value in pairs:
+            table[name] = [value]
+    else:  # pragma: no cover - another Twisted's Headers
+        for name, value in pairs:
+            headers.setRawHeaders(name, [value])
+
+
+def _drive(coroutine, result=None, error: BaseException | None = None) -> None:
+    """Run a request's coroutine: to its end at once when nothing it awaits is pending.
+
+    What :func:`defer.ensureDeferred` does, without its Deferred and
+    bookkeeping per request: most answers (a cached token, a cached server)
+    never wait, and the coroutine ends within this call. When it awaits a
+    Deferred that has not fired, it carries on from that Deferred's
+    callback with its result, or its failure raised where it was awaited
+    (as Twisted's own driver does). The router's coroutines answer every
+    error themselves; anything escaping is logged.
+    """
+    try:
+        if error is not None:
+            waiting = coroutine.throw(error)
+        elif isinstance(result, Failure):
+            waiting = result.throwExceptionIntoGenerator(coroutine)
+        else:
+            waiting = coroutine.send(result)
+    except StopIteration:
+        return None
+    except BaseException:  # noqa: BLE001 - nothing else would see it
+        log.failure("unhandled error rendering a response")
+        return None
+    if not isinstance(waiting, defer.Deferred):  # only Deferreds are awaited here: fail where it happened
+        return _drive(coroutine, error=TypeError(f"a request handler awaited {waiting!r}, not a Deferred"))
+    waiting.addBoth(lambda outcome: _drive(coroutine, outcome))  # returns None: the failure is taken
+    return None
 
 
 def encode_json(value) -> bytes:

@@ -1,9 +1,10 @@
 """JSONRouter's matching: routes are found by their first segments but still tried in the order they were added."""
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from nova_twisted import exception
-from nova_twisted.api.http import JSONRouter
+from nova_twisted.api.http import JSONRouter, _drive
 
 
 def _named(name):
@@ -61,3 +62,61 @@ class MatchTests(unittest.TestCase):
         self.name("GET", "/")
         self.router.add("GET", "/v2.1/new/{x}", _named("new"))
         self.assertEqual(self.name("GET", "/v2.1/new/1"), ("new", {"x": "1"}))
+
+
+class DriveTests(unittest.TestCase):
+    """The router runs handlers' coroutines itself: at once when nothing is pending, else from callbacks."""
+
+    def test_a_coroutine_that_never_waits_ends_within_the_call(self):
+        seen = []
+
+        async def handler():
+            seen.append(await defer.succeed(1))
+            seen.append("end")
+
+        _drive(handler())
+        self.assertEqual(seen, [1, "end"])
+
+    def test_a_pending_deferred_resumes_the_coroutine_with_its_result_or_its_failure(self):
+        first, second = defer.Deferred(), defer.Deferred()
+        seen = []
+
+        async def handler():
+            seen.append(await first)
+            try:
+                await second
+            except ValueError as exc:
+                seen.append(f"caught {exc}")
+            seen.append(await defer.succeed("after"))
+
+        _drive(handler())
+        self.assertEqual(seen, [])
+        first.callback("one")
+        self.assertEqual(seen, ["one"])
+        second.errback(ValueError("two"))
+        self.assertEqual(seen, ["one", "caught two", "after"])
+        self.assertIsNone(self.successResultOf(second))  # the failure was taken, not left unhandled
+
+    def test_awaiting_something_else_fails_where_it_was_awaited(self):
+        seen = []
+
+        class Foreign:
+            def __await__(self):
+                yield "not a deferred"
+
+        async def handler():
+            try:
+                await Foreign()
+            except TypeError as exc:
+                seen.append(str(exc))
+
+        _drive(handler())
+        self.assertEqual(len(seen), 1)
+        self.assertIn("not a Deferred", seen[0])
+
+    def test_an_escaping_error_is_logged(self):
+        async def handler():
+            raise RuntimeError("escaped")
+
+        _drive(handler())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

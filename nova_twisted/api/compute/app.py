@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from nova_twisted import exception
 from nova_twisted.api.compute import RESOURCE_MODULES, microversion, resource_modules  # noqa: F401
 from nova_twisted.api.compute.microversion import APIVersion
-from nova_twisted.api.http import JSONRouter, Response
+from nova_twisted.api.http import JSONRouter, Response, fixed_header
 from nova_twisted.api.http import base_url as http_base_url
 from nova_twisted.compute.api import API
 
@@ -116,16 +116,16 @@ class ComputeApp:
         if known is None:
             # Parsed once per distinct pair of headers (clients send the same few); errors are not kept.
             version = microversion.requested_version(*asked)
-            headers = {
-                "OpenStack-API-Version": f"compute {version}",
-                "X-OpenStack-Nova-API-Version": str(version),
-                "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
-            }
+            headers = (
+                fixed_header("OpenStack-API-Version", f"compute {version}"),
+                fixed_header("X-OpenStack-Nova-API-Version", str(version)),
+                fixed_header("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+            )
             if len(self._versions) > 1000:
                 self._versions.clear()
             known = self._versions[asked] = (version, headers)
         req.extra["version"] = known[0]
-        req.response_headers.update(known[1])
+        req.fixed_headers = known[1]
 
     def _after(self, req, response: Response) -> None:
         return None
