@@ -1,13 +1,16 @@
 """The compute API under load: GET /servers/{id} and GET /servers/detail?limit=1000, against a bare Twisted Web resource.
 
 Usage: .venv/bin/python bench/api.py [--servers 1000] [--duration 10]
-       [--connections 8] [--detail-connections 2] [--version 2.79] [--rounds 1]
+       [--connections 8] [--detail-connections 2] [--version 2.79]
+       [--rounds 3] [--database sqlite|mysql]
 
-One run: a scratch ``twistd -n nova-all`` (SQLite, in-memory bus, fake
-driver, the built-in identity service) with ``--servers`` ACTIVE servers
-(two metadata items each) of the demo project, written straight into its
-database; then ``wrk`` (a separate process; ``apt-get install wrk``)
-drives, with the demo user's token and the given microversion,
+One run: a scratch ``twistd -n nova-all`` (in-memory bus, fake driver,
+the built-in identity service; SQLite, the embedded default, or with
+``--database mysql`` a scratch database on the local MariaDB) with
+``--servers`` ACTIVE servers (two metadata items each) of the demo
+project on another hypervisor, written straight into its database; then
+``wrk`` (a separate process; ``apt-get install wrk``) drives, with the
+demo user's token and the given microversion,
 
 * ``GET /v2.1/servers/{id}`` with ``--connections`` connections, and
 * ``GET /v2.1/servers/detail?limit=1000`` with ``--detail-connections``,
@@ -18,9 +21,13 @@ body of exactly the size of the corresponding API answer (both servers
 run throughout; the API and bare loads alternate, so each pair is taken
 under the same machine load). Printed: requests/s, p50 and p99 latency
 for each, and the API/bare ratio, with the targets (at least 50 % of bare
-requests/s on /servers/{id}; detail p50 under 100 ms). With ``--rounds N``
-the best round is reported and every round's figures listed (a shared
+requests/s on /servers/{id}; detail p50 under 100 ms). Of ``--rounds N``
+the median round is reported and every round's figures listed (a shared
 machine is noisy).
+
+On SQLite a server read since the last commit to the database is answered
+from memory (nova_twisted/db/servers.py, ServerReader); on MariaDB every
+GET /servers/{id} reads the database.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MYSQL_SERVER = os.environ.get("NOVA_BENCH_MYSQL", "mysql+pymysql://root:@127.0.0.1:3306")
 ROOT = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 sys.path.insert(0, ROOT)
@@ -58,7 +66,7 @@ my_ip = 127.0.0.1
 log_file = {tmp}/nova.log
 
 [database]
-connection = sqlite:///{tmp}/nova.sqlite
+connection = {database}
 
 [transport]
 url = memory://
@@ -86,12 +94,18 @@ endpoint = http://127.0.0.1:{image}
 class Scratch:
     """A scratch nova-all with ``servers`` servers in the demo project."""
 
-    def __init__(self, servers: int):
+    def __init__(self, servers: int, database: str = "sqlite"):
         self.tmp = tempfile.mkdtemp(prefix="nova-bench-api-")
         self.ports = {"compute": free_port(), "identity": free_port(), "image": free_port()}
         self.conf = os.path.join(self.tmp, "nova.conf")
+        self.mysql_name = None
+        if database == "mysql":
+            self.mysql_name = f"nova_bench_{os.getpid()}"
+            self.database_url = f"{MYSQL_SERVER}/{self.mysql_name}"
+        else:
+            self.database_url = f"sqlite:///{self.tmp}/nova.sqlite"
         with open(self.conf, "w") as handle:
-            handle.write(CONFIG.format(tmp=self.tmp, **self.ports))
+            handle.write(CONFIG.format(tmp=self.tmp, database=self.database_url, **self.ports))
         self.servers = servers
         self.process = None
         self.base = f"http://127.0.0.1:{self.ports['compute']}"
@@ -109,7 +123,7 @@ class Scratch:
         from nova_twisted.db import flavors, instances
         from nova_twisted.db.models import Project, User
 
-        engine = sa.create_engine(f"sqlite:///{self.tmp}/nova.sqlite")
+        engine = sa.create_engine(self.database_url)
         uuids = []
         with Session(engine) as session, session.begin():
             project = session.execute(sa.select(Project.id).where(Project.name == "demo")).scalar_one()
@@ -207,6 +221,13 @@ class Scratch:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.mysql_name is not None:
+            import sqlalchemy as sa
+
+            server = sa.create_engine(MYSQL_SERVER + "/")
+            with server.begin() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{self.mysql_name}`")
+            server.dispose()
 
 
 class Bare:
@@ -271,10 +292,17 @@ def main(argv=None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--detail-connections", type=int, default=2)
     parser.add_argument("--version", default="2.79", help="microversion the requests ask for")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "mysql"),
+        default="sqlite",
+        help="sqlite: the embedded default (servers read since the last commit are answered from memory); "
+        f"mysql: a scratch database on {MYSQL_SERVER} (every server read goes to MariaDB)",
+    )
     args = parser.parse_args(argv)
 
-    cloud = Scratch(args.servers)
+    cloud = Scratch(args.servers, args.database)
     bares: list[Bare] = []
     rounds = []
     try:
@@ -289,7 +317,8 @@ def main(argv=None) -> int:
         bare_show, bare_detail = Bare(show_body), Bare(detail_body)
         bares = [bare_show, bare_detail]
         print(
-            f"nova-all (SQLite, in-memory bus) with {args.servers} servers; microversion {args.version}; "
+            f"nova-all ({'SQLite' if args.database == 'sqlite' else 'MariaDB'}, in-memory bus) with {args.servers} "
+            f"servers; microversion {args.version}; "
             f"bodies: show {len(show_body)} B, detail {len(detail_body)} B ({count} servers); "
             f"{args.rounds} round(s) of {args.duration}s per load, API and bare alternating",
             flush=True,
@@ -308,15 +337,18 @@ def main(argv=None) -> int:
             bare.stop()
         cloud.stop()
 
-    # Each round's API and bare figures were taken back to back; the best round (by ratio) is reported.
-    best_show = max(rounds, key=lambda r: r["show"]["rps"] / r["bare-show"]["rps"])
-    best_detail = min(rounds, key=lambda r: r["detail"]["p50"])
+    # Each round's API and bare figures were taken back to back. The median round is reported (by
+    # ratio for /servers/{id}, by p50 for detail): a shared machine's noise moves single rounds a lot.
+    by_ratio = sorted(rounds, key=lambda r: r["show"]["rps"] / r["bare-show"]["rps"])
+    by_p50 = sorted(rounds, key=lambda r: r["detail"]["p50"])
+    mid_show = by_ratio[(len(rounds) - 1) // 2]
+    mid_detail = by_p50[len(rounds) // 2]
     rows = [
-        (f"GET /servers/{{id}} (c={args.connections})", best_show["show"], best_show["bare-show"]),
+        (f"GET /servers/{{id}} (c={args.connections})", mid_show["show"], mid_show["bare-show"]),
         (
             f"GET /servers/detail?limit=1000 (c={args.detail_connections})",
-            best_detail["detail"],
-            best_detail["bare-detail"],
+            mid_detail["detail"],
+            mid_detail["bare-detail"],
         ),
     ]
     print(f"{'request':46} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} | {'bare req/s':>10} {'p50 ms':>8} {'ratio':>6}")
@@ -326,20 +358,20 @@ def main(argv=None) -> int:
             f"{bare['rps']:10.1f} {bare['p50']:8.2f} {api['rps'] / bare['rps']:6.0%}"
         )
     if len(rounds) > 1:
-        ratios = sorted(r["show"]["rps"] / r["bare-show"]["rps"] for r in rounds)
-        p50s = sorted(r["detail"]["p50"] for r in rounds)
+        ratios = [r["show"]["rps"] / r["bare-show"]["rps"] for r in by_ratio]
+        p50s = [r["detail"]["p50"] for r in by_p50]
         print(
-            f"all rounds: /servers/{{id}} ratio {', '.join(f'{x:.0%}' for x in ratios)}; "
+            f"all rounds (median reported): /servers/{{id}} ratio {', '.join(f'{x:.0%}' for x in ratios)}; "
             f"detail p50 {', '.join(f'{x:.1f}' for x in p50s)} ms"
         )
     errors = sum(r[k]["errors"] for r in rounds for k in r)
-    ratio = best_show["show"]["rps"] / best_show["bare-show"]["rps"]
+    ratio = mid_show["show"]["rps"] / mid_show["bare-show"]["rps"]
     show_ok = ratio >= 0.5
-    detail_ok = best_detail["detail"]["p50"] < 100.0
+    detail_ok = mid_detail["detail"]["p50"] < 100.0
     print(
         f"targets: /servers/{{id}} >= 50% of bare: {'met' if show_ok else 'NOT met'} ({ratio:.0%}); "
         f"/servers/detail p50 < 100 ms: {'met' if detail_ok else 'NOT met'} "
-        f"({best_detail['detail']['p50']:.1f} ms); errors: {errors}"
+        f"({mid_detail['detail']['p50']:.1f} ms); errors: {errors}"
     )
     return 0 if show_ok and detail_ok and not errors else 1
 

@@ -470,7 +470,10 @@ class DataVersion:
 
     def open(self) -> None:
         """Connect (in a thread: may wait for the file's locks)."""
-        connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return  # stays closed: every read goes to the database
         try:
             cursor = connection.cursor()
             cursor.execute("PRAGMA data_version").fetchone()
@@ -525,6 +528,7 @@ class ServerReader:
         self.dialect = _dialect(database)
         self._pending: list = []
         self._flush_call = None
+        self._reading = False  # a batch is with the thread: the next waits for it, growing meanwhile
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -548,12 +552,15 @@ class ServerReader:
 
         waiting = defer.Deferred()
         self._pending.append((uuid, project_id, read_deleted, extras, waiting))
-        if self._flush_call is None:
+        if self._flush_call is None and not self._reading:
             self._flush_call = self.reactor.callLater(0, self._flush)
         return waiting
 
     def _flush(self) -> None:
         self._flush_call = None
+        if self._reading or not self._pending:
+            return
+        self._reading = True
         batch, self._pending = self._pending, []
         wanted = frozenset().union(*(item[3] for item in batch))
         uuids = sorted({item[0] for item in batch})
@@ -647,6 +654,7 @@ class ServerReader:
         return {row[_UUID]: Row(tuple(row), names, extras) for row in rows}
 
     def _deliver(self, found: dict, batch, version: tuple | None = None, extras: frozenset = frozenset()) -> None:
+        self._read_done()
         self._remember(found, version, extras)
         for uuid, project_id, read_deleted, _extras, waiting in batch:
             row = found.get(uuid)
@@ -655,10 +663,16 @@ class ServerReader:
             else:
                 waiting.errback(exception.InstanceNotFound(instance_id=uuid))
 
-    @staticmethod
-    def _fail(error, batch) -> None:
+    def _fail(self, error, batch) -> None:
+        self._read_done()
         for *_ignored, waiting in batch:
             waiting.errback(error)
+
+    def _read_done(self) -> None:
+        # What arrived while the thread read is one batch now: under load, one SELECT serves many requests.
+        self._reading = False
+        if self._pending and self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush)
 
 
 _READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
