@@ -179,3 +179,85 @@ class NotCachedTests(unittest.TestCase):
         for memory in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
             self.assertIsNone(db_servers.DataVersion.of(types.SimpleNamespace(url=memory)), memory)
         self.assertIsNotNone(db_servers.DataVersion.of(types.SimpleNamespace(url="sqlite:////tmp/x.sqlite")))
+
+
+class BatchingTests(unittest.TestCase):
+    """On MariaDB (never cached) reads asked while one SELECT runs wait for it and then share the next."""
+
+    def setUp(self):
+        url, drop = mysql_scratch_url()
+        self.addCleanup(drop)
+        migration.sync(url)
+        self.database = Database(url, reactor, pool_size=2)
+        self.database.startService()
+        self.addCleanup(self.database.stopService)
+        self.reader = db_servers.ServerReader(self.database, reactor)
+        self.selects = []
+        self.release = threading.Event()  # holds the first SELECT until the test lets it go
+        read = self.reader._read
+
+        def counting(engine, uuids, extras):
+            self.selects.append(list(uuids))
+            if len(self.selects) == 1:
+                self.release.wait(10)
+            return read(engine, uuids, extras)
+
+        self.reader._read = counting
+
+    @async_test
+    async def test_reads_asked_during_a_select_share_the_next_one(self):
+        uuids = [await self.database.run(_seed_named, f"vm-{n}") for n in range(6)]
+        first = [self.reader.get(uuid, "p1", "no", EXTRAS) for uuid in uuids[:3]]
+        self.assertTrue(all(isinstance(d, defer.Deferred) for d in first))
+        later = []
+        for uuid in uuids[3:]:  # one per reactor turn, while the first SELECT is held
+            await task.deferLater(reactor, 0.01, lambda: None)
+            later.append(self.reader.get(uuid, "p1", "no", EXTRAS))
+        self.assertEqual(len(self.selects), 1)
+        self.release.set()
+        rows = await defer.gatherResults(first + later)
+        self.assertEqual([row.uuid for row in rows], uuids)
+        self.assertEqual([sorted(s) for s in self.selects], [sorted(uuids[:3]), sorted(uuids[3:])])
+
+    @async_test
+    async def test_a_failed_select_fails_its_batch_and_the_next_reads_work(self):
+        uuid = await self.database.run(_seed_named, "vm")
+        read = self.reader._read
+        calls = []
+
+        def failing_once(engine, uuids, extras):
+            calls.append(uuids)
+            if len(calls) == 1:
+                raise exception.DBError(reason="gone")
+            return read(engine, uuids, extras)
+
+        self.reader._read = failing_once
+        self.release.set()
+        with self.assertRaises(exception.DBError):
+            await self.reader.get(uuid, "p1", "no", EXTRAS)
+        row = await self.reader.get(uuid, "p1", "no", EXTRAS)
+        self.assertEqual(row.uuid, uuid)
+        with self.assertRaises(exception.InstanceNotFound):
+            await self.reader.get(uuid, "p2", "no", EXTRAS)
+
+
+def _seed_named(session, name: str) -> str:
+    try:
+        flavor = flavors.get_by_flavorid(session, "1")
+    except exception.FlavorNotFound:
+        flavor = flavors.create(
+            session, {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1}
+        )
+    row = {
+        "uuid": utils.generate_uuid(),
+        "project_id": "p1",
+        "user_id": "u1",
+        "display_name": name,
+        "instance_type_id": flavor["id"],
+        "flavor": flavors.embedded(flavor),
+        "vm_state": "active",
+        "system_metadata": {},
+        "metadata": {},
+    }
+    action = {"action": "create", "request_id": "req-1", "user_id": "u1", "project_id": "p1"}
+    return instances.create(session, [row], {}, action, None, None, utils.utcnow())[0]["uuid"]
