@@ -43,3 +43,6 @@ if [ ! -e "$stamp" ]; then
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+# Our own bytecode, once: every daemon, nova-manage and CLI test process would compile it again
+# (PYTHONDONTWRITEBYTECODE keeps Python from writing it); stale files are simply recompiled in memory.
+"$VENV/bin/python" -m compileall -q nova_twisted plugins twisted/plugins >/dev/null || true
