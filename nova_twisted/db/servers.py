@@ -579,7 +579,11 @@ class ServerReader:
         engine = self.database.engine if in_memory else None
         own = engine is None
         if own:
-            engine = engines.create(url, pool_size=1)
+            try:
+                engine = engines.create(url, pool_size=1)
+            except Exception as exc:  # noqa: BLE001 - the queued reads fail, typed; the next read tries again
+                self._give_up(exception.DBError(reason=str(exc) or type(exc).__name__))
+                return
         if self._watch is not None and not self._watch.opened:
             # Opened here, once (the first open may recover a WAL), asked on the reactor from then on.
             watch = DataVersion(self._watch.path)
@@ -605,6 +609,16 @@ class ServerReader:
         finally:
             if own:
                 engine.dispose()
+
+    def _give_up(self, error) -> None:
+        """This run of the thread cannot read: fail what is queued (never leave a request waiting)."""
+        with self._lock:
+            self._thread = None
+            batches = []
+            while not self._queue.empty():
+                batches.append(self._queue.get_nowait()[2])
+        for batch in batches:
+            self.reactor.callFromThread(self._fail, error, batch)
 
     def _watch_opened(self, watch: DataVersion) -> None:
         if self._watch.opened:  # another run of the thread was first

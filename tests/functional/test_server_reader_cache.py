@@ -261,3 +261,30 @@ def _seed_named(session, name: str) -> str:
     }
     action = {"action": "create", "request_id": "req-1", "user_id": "u1", "project_id": "p1"}
     return instances.create(session, [row], {}, action, None, None, utils.utcnow())[0]["uuid"]
+
+
+class ThreadStartFailureTests(unittest.TestCase):
+    @async_test
+    async def test_a_reader_thread_that_cannot_connect_fails_the_reads_and_the_next_one_works(self):
+        path = self.mktemp() + ".sqlite"
+        url = f"sqlite:///{path}"
+        migration.sync(url)
+        database = Database(url, reactor, pool_size=1)
+        database.startService()
+        self.addCleanup(database.stopService)
+        uuid = await database.run(_seed)
+        reader = db_servers.ServerReader(database, reactor)
+        real = db_servers.engines.create
+        calls = []
+
+        def failing_once(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise RuntimeError("no engine")
+            return real(*args, **kwargs)
+
+        self.patch(db_servers.engines, "create", failing_once)
+        with self.assertRaises(exception.DBError):
+            await reader.get(uuid, "p1", "no", EXTRAS)
+        row = await reader.get(uuid, "p1", "no", EXTRAS)
+        self.assertEqual(row.uuid, uuid)
