@@ -70,14 +70,19 @@ def test_an_installed_copy_lists_all_nine_daemons_in_twistd_help(tmp_path):
     assert loaded.stdout.strip().startswith(str(target)), loaded.stdout
 
 
-def test_a_daemon_not_built_yet_says_so_and_exits_non_zero(tmp_path):
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "twistd"), "--pidfile=", "-n", "nova-cert"],
+def _twistd(cwd, *args) -> subprocess.CompletedProcess:
+    """``twistd --pidfile= -n ARGS`` from this environment, run in ``cwd``."""
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "twistd"), "--pidfile=", "-n", *args],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=60,
     )
+
+
+def test_a_daemon_not_built_yet_says_so_and_exits_non_zero(tmp_path):
+    done = _twistd(tmp_path, "nova-cert")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "nova-cert: error: the certificate service is not built yet in nova-twisted; this daemon cannot run."
@@ -87,20 +92,7 @@ def test_a_daemon_not_built_yet_says_so_and_exits_non_zero(tmp_path):
 def test_a_daemon_with_a_bad_configuration_gives_one_line_naming_file_section_and_option(tmp_path):
     bad = tmp_path / "nova.conf"
     bad.write_text("[DEFAULT]\nreport_interval = often\n")
-    done = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "twistd"),
-            "--pidfile=",
-            "-n",
-            "nova-scheduler",
-            "--config",
-            str(bad),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    done = _twistd(tmp_path, "nova-scheduler", "--config", str(bad))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"nova-scheduler: error: {bad}: [DEFAULT] report_interval: expected an integer, got 'often'"

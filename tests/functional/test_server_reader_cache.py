@@ -29,13 +29,19 @@ EXTRAS = frozenset({"fault", "host_az", "tags"})
 NAME = db_servers.COLUMN_NAMES.index("display_name")
 
 
-def _seed(session) -> str:
-    flavor = flavors.create(session, {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1})
+def _seed(session, name: str = "name-0") -> str:
+    """One ACTIVE server of project p1 (and flavor 1 if there is none yet); its uuid."""
+    try:
+        flavor = flavors.get_by_flavorid(session, "1")
+    except exception.FlavorNotFound:
+        flavor = flavors.create(
+            session, {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1}
+        )
     row = {
         "uuid": utils.generate_uuid(),
         "project_id": "p1",
         "user_id": "u1",
-        "display_name": "name-0",
+        "display_name": name,
         "instance_type_id": flavor["id"],
         "flavor": flavors.embedded(flavor),
         "vm_state": "active",
@@ -206,7 +212,7 @@ class BatchingTests(unittest.TestCase):
 
     @async_test
     async def test_reads_asked_during_a_select_share_the_next_one(self):
-        uuids = [await self.database.run(_seed_named, f"vm-{n}") for n in range(6)]
+        uuids = [await self.database.run(_seed, f"vm-{n}") for n in range(6)]
         first = [self.reader.get(uuid, "p1", "no", EXTRAS) for uuid in uuids[:3]]
         self.assertTrue(all(isinstance(d, defer.Deferred) for d in first))
         later = []
@@ -221,7 +227,7 @@ class BatchingTests(unittest.TestCase):
 
     @async_test
     async def test_a_failed_select_fails_its_batch_and_the_next_reads_work(self):
-        uuid = await self.database.run(_seed_named, "vm")
+        uuid = await self.database.run(_seed, "vm")
         read = self.reader._read
         calls = []
 
@@ -239,28 +245,6 @@ class BatchingTests(unittest.TestCase):
         self.assertEqual(row.uuid, uuid)
         with self.assertRaises(exception.InstanceNotFound):
             await self.reader.get(uuid, "p2", "no", EXTRAS)
-
-
-def _seed_named(session, name: str) -> str:
-    try:
-        flavor = flavors.get_by_flavorid(session, "1")
-    except exception.FlavorNotFound:
-        flavor = flavors.create(
-            session, {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1}
-        )
-    row = {
-        "uuid": utils.generate_uuid(),
-        "project_id": "p1",
-        "user_id": "u1",
-        "display_name": name,
-        "instance_type_id": flavor["id"],
-        "flavor": flavors.embedded(flavor),
-        "vm_state": "active",
-        "system_metadata": {},
-        "metadata": {},
-    }
-    action = {"action": "create", "request_id": "req-1", "user_id": "u1", "project_id": "p1"}
-    return instances.create(session, [row], {}, action, None, None, utils.utcnow())[0]["uuid"]
 
 
 class ThreadStartFailureTests(unittest.TestCase):
