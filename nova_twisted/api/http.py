@@ -88,7 +88,6 @@ class ApiRequest:
         self.context: RequestContext | None = None
         self.request_id = _request_id()
         self.extra: dict[str, Any] = {}
-        self.response_headers: dict[str, str] = {}
         #: Headers every answer to this request carries, as :func:`fixed_header` pairs.
         self.fixed_headers: tuple[tuple[bytes, bytes], ...] = ()
         self.gone = False  # the answer was written, or the client went away
@@ -298,8 +297,6 @@ class JSONRouter(Resource):
         request_id = req.request_id.encode("ascii")
         fixed = [(name, request_id) for name in self._request_id_names]
         fixed += req.fixed_headers
-        for name, value in req.response_headers.items():
-            request.setHeader(name, value)
         for name, value in response.headers.items():
             request.setHeader(name, value)
         if response.body is None or response.status == 204:

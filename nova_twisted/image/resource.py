@@ -19,8 +19,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 
 from nova_twisted import exception
-from nova_twisted.api.http import HANDLED, ApiRequest, JSONRouter, Response
-from nova_twisted.api.http import base_url as http_base_url
+from nova_twisted.api.http import HANDLED, ApiRequest, JSONRouter, Response, base_url
 from nova_twisted.image import schemas
 from nova_twisted.image.model import CORE_VIEW, READ_ONLY, RESERVED, parse_sort
 from nova_twisted.image.store import ImageStore
@@ -64,9 +63,6 @@ def _error_as_text(req: ApiRequest, response: Response) -> None:
 
 def _html_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_base_url = http_base_url
 
 
 class _RangeNotSatisfiable(exception.NovaError):
@@ -124,7 +120,7 @@ class ImageAPI:
 
     # -- versions and schemas ----------------------------------------------------
     def _version_list(self, req: ApiRequest) -> dict:
-        href = f"{_base_url(req.raw)}/v2/"
+        href = f"{base_url(req.raw)}/v2/"
         return {
             "versions": [
                 {
@@ -179,7 +175,7 @@ class ImageAPI:
         if not isinstance(body, dict):
             raise exception.InvalidRequest(reason="The request body must be a JSON object.")
         image = await self.store.create(req.context, body)
-        return Response(201, image, headers={"Location": f"{_base_url(req.raw)}/v2/images/{image['id']}"})
+        return Response(201, image, headers={"Location": f"{base_url(req.raw)}/v2/images/{image['id']}"})
 
     async def show(self, req: ApiRequest) -> dict:
         return await self.store.show(req.context, req.params["image_id"])
